@@ -1,0 +1,136 @@
+use std::fmt::Debug;
+use std::path::Path;
+
+use quiverdb_types::{Metric, RowId};
+
+/// Errors of the index crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// A vector of the wrong length.
+    #[error("wrong vector dimension: expected {expected}, got {got}")]
+    WrongDimension {
+        /// The index's dimension.
+        expected: usize,
+        /// The length that was passed.
+        got: usize,
+    },
+    /// A NaN or infinite component.
+    #[error("vector component {index} is not finite ({value})")]
+    NonFinite {
+        /// Position of the bad component.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A zero vector where a direction is needed (cosine).
+    #[error("zero vector cannot be normalized for cosine similarity")]
+    ZeroVector,
+    /// A row id that is already in the index.
+    #[error("row id {0} is already in the index")]
+    DuplicateRow(RowId),
+    /// Parameters out of range (checked before any dependency sees them).
+    #[error("invalid index parameter: {0}")]
+    InvalidParameter(String),
+    /// A snapshot that cannot be trusted.
+    #[error("index snapshot {path}: {detail}")]
+    Snapshot {
+        /// The snapshot file or directory.
+        path: String,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// I/O while writing or reading a snapshot.
+    #[error("index snapshot i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Per-search knobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchParams {
+    /// How many neighbours to return.
+    pub k: usize,
+    /// Size of the dynamic candidate list (HNSW); engines use `max(ef, k)`.
+    pub ef: usize,
+}
+
+/// One search hit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbor {
+    /// The row.
+    pub id: RowId,
+    /// Engine distance, smaller is better (see the crate docs).
+    pub distance: f32,
+}
+
+/// An allow-predicate over row ids, evaluated inside the search.
+pub type RowFilter<'a> = &'a (dyn Fn(RowId) -> bool + Sync);
+
+/// Counters an engine reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexStats {
+    /// Engine name (`flat`, `native-hnsw`, `hnsw_rs`).
+    pub engine: &'static str,
+    /// Rows that can be returned.
+    pub live: usize,
+    /// Rows removed but still held (tombstones).
+    pub tombstones: usize,
+    /// Approximate bytes of memory held.
+    pub memory_bytes: usize,
+}
+
+/// The approximate (or exact) index behind a collection.
+///
+/// # Contract
+/// * Vectors are checked by the caller for dimension and finiteness; engines still return
+///   [`IndexError`] rather than panic when they are not.
+/// * For [`Metric::Cosine`] engines normalize on insert and on query.
+/// * `search` returns at most `k` live rows accepted by `filter`, best first, no duplicates.
+pub trait VectorIndex: Send + Sync + Debug {
+    /// The vectors' dimension.
+    fn dim(&self) -> usize;
+    /// The metric.
+    fn metric(&self) -> Metric;
+    /// Number of live rows.
+    fn len(&self) -> usize;
+    /// Whether there are no live rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Adds one row; safe while searches run.
+    fn insert(&self, id: RowId, vector: &[f32]) -> Result<(), IndexError>;
+    /// Adds many rows, in parallel on `pool`.
+    fn insert_batch(
+        &self,
+        items: &[(RowId, &[f32])],
+        pool: &rayon::ThreadPool,
+    ) -> Result<(), IndexError>;
+    /// Tombstones a row; returns whether it was live.
+    fn remove(&self, id: RowId) -> bool;
+    /// Whether a row is live.
+    fn contains(&self, id: RowId) -> bool;
+    /// The stored vector of a live row (normalized for cosine).
+    fn vector(&self, id: RowId) -> Option<Vec<f32>>;
+    /// The `params.k` nearest live rows accepted by `filter`.
+    fn search(
+        &self,
+        query: &[f32],
+        params: SearchParams,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError>;
+    /// Counters.
+    fn stats(&self) -> IndexStats;
+    /// Writes a snapshot into `dir` (atomically: temp file, fsync, rename, fsync dir),
+    /// tagged with the storage sequence number `seq` it covers.
+    fn save_snapshot(&self, dir: &Path, seq: u64) -> Result<(), IndexError>;
+}
+
+/// Turns an engine distance into the score users see (Milvus semantics): squared L2 for
+/// L2, the inner product for IP, the cosine similarity for cosine.
+pub fn score_from_distance(metric: Metric, distance: f32) -> f32 {
+    match metric {
+        Metric::L2 => distance,
+        Metric::Ip => -distance,
+        Metric::Cosine => 1.0 - distance,
+    }
+}
