@@ -16,8 +16,12 @@
 //! # Concurrency
 //! Engines are `Send + Sync`; insert, remove and search take `&self` and may run at once.
 
+mod config;
+pub mod hnsw_rs_engine;
 pub mod kernels;
 mod vector_index;
+
+pub use config::{Engine, IndexConfig};
 
 pub use quiverdb_types::{Metric, RowId};
 pub use vector_index::{

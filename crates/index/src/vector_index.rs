@@ -118,6 +118,32 @@ pub trait VectorIndex: Send + Sync + Debug {
         params: SearchParams,
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Neighbor>, IndexError>;
+    /// Exact search restricted to `ids` (the planner's path for selective filters).
+    /// Unknown or removed ids are skipped.
+    fn search_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        ids: &[RowId],
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        let mut q = query.to_vec();
+        if self.metric() == Metric::Cosine && !crate::kernels::normalize(&mut q) {
+            return Err(IndexError::ZeroVector);
+        }
+        let mut hits: Vec<Neighbor> = ids
+            .iter()
+            .filter_map(|&id| {
+                let v = self.vector(id)?;
+                Some(Neighbor {
+                    id,
+                    distance: crate::kernels::distance(self.metric(), &q, &v),
+                })
+            })
+            .collect();
+        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        hits.truncate(k);
+        Ok(hits)
+    }
     /// Counters.
     fn stats(&self) -> IndexStats;
     /// Writes a snapshot into `dir` (atomically: temp file, fsync, rename, fsync dir),
