@@ -16,6 +16,7 @@
 //! # Concurrency
 //! Engines are `Send + Sync`; insert, remove and search take `&self` and may run at once.
 
+pub mod atomic_file;
 mod config;
 pub mod hnsw_rs_engine;
 pub mod kernels;
