@@ -20,6 +20,8 @@ pub mod atomic_file;
 mod config;
 pub mod hnsw_rs_engine;
 pub mod kernels;
+pub mod mmr;
+pub mod planner;
 mod vector_index;
 
 pub use config::{Engine, IndexConfig};

@@ -1,0 +1,1 @@
+//! Maximal marginal relevance reranking. (Stub: filled in by issue 3.)

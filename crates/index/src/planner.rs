@@ -1,0 +1,1 @@
+//! Filter-aware search planner. (Stub: filled in by issue 3.)
