@@ -1,0 +1,126 @@
+//! x86_64 AVX-512F kernels: 16 lanes, 4 independent accumulators (64 floats per step), the
+//! remainder handled with one masked load instead of a scalar loop.
+
+use std::arch::x86_64::*;
+
+/// Squared Euclidean distance over the common prefix of `a` and `b`.
+///
+/// # Safety
+/// The CPU must support AVX-512F (checked by the caller with `is_x86_feature_detected!`).
+#[target_feature(enable = "avx512f")]
+pub unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc0 = _mm512_setzero_ps();
+    let mut acc1 = _mm512_setzero_ps();
+    let mut acc2 = _mm512_setzero_ps();
+    let mut acc3 = _mm512_setzero_ps();
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: every load reads 16 floats at an offset `< i + 64 <= n`, and `n` is at
+        // most the length of both slices; unaligned loads accept any address.
+        unsafe {
+            let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            let d1 = _mm512_sub_ps(
+                _mm512_loadu_ps(pa.add(i + 16)),
+                _mm512_loadu_ps(pb.add(i + 16)),
+            );
+            let d2 = _mm512_sub_ps(
+                _mm512_loadu_ps(pa.add(i + 32)),
+                _mm512_loadu_ps(pb.add(i + 32)),
+            );
+            let d3 = _mm512_sub_ps(
+                _mm512_loadu_ps(pa.add(i + 48)),
+                _mm512_loadu_ps(pb.add(i + 48)),
+            );
+            acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+            acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+            acc2 = _mm512_fmadd_ps(d2, d2, acc2);
+            acc3 = _mm512_fmadd_ps(d3, d3, acc3);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: `i + 16 <= n`.
+        unsafe {
+            let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            acc0 = _mm512_fmadd_ps(d, d, acc0);
+        }
+        i += 16;
+    }
+    if i < n {
+        let mask: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
+        // SAFETY: the masked load touches only the `n - i < 16` lanes in bounds; masked-off
+        // lanes are not accessed and do not fault.
+        unsafe {
+            let d = _mm512_sub_ps(
+                _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                _mm512_maskz_loadu_ps(mask, pb.add(i)),
+            );
+            acc1 = _mm512_fmadd_ps(d, d, acc1);
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc0, acc1),
+        _mm512_add_ps(acc2, acc3),
+    ))
+}
+
+/// Inner product over the common prefix of `a` and `b`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc0 = _mm512_setzero_ps();
+    let mut acc1 = _mm512_setzero_ps();
+    let mut acc2 = _mm512_setzero_ps();
+    let mut acc3 = _mm512_setzero_ps();
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: every load reads 16 floats at an offset `< i + 64 <= n`.
+        unsafe {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+            acc1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 16)),
+                _mm512_loadu_ps(pb.add(i + 16)),
+                acc1,
+            );
+            acc2 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 32)),
+                _mm512_loadu_ps(pb.add(i + 32)),
+                acc2,
+            );
+            acc3 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 48)),
+                _mm512_loadu_ps(pb.add(i + 48)),
+                acc3,
+            );
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: `i + 16 <= n`.
+        unsafe {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+        }
+        i += 16;
+    }
+    if i < n {
+        let mask: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
+        // SAFETY: the masked load touches only the in-bounds lanes.
+        unsafe {
+            acc1 = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                _mm512_maskz_loadu_ps(mask, pb.add(i)),
+                acc1,
+            );
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc0, acc1),
+        _mm512_add_ps(acc2, acc3),
+    ))
+}

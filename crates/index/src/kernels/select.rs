@@ -1,0 +1,76 @@
+//! Runtime detection: which [`KernelSet`]s this CPU can run.
+
+use super::{scalar, KernelSet};
+
+/// Every path this CPU supports, fastest first; the scalar fallback is always last.
+pub fn available() -> Vec<KernelSet> {
+    let mut sets = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cfg!(not(miri)) {
+            sets.extend(x86::avx512());
+            sets.extend(x86::avx2());
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if cfg!(not(miri)) {
+            sets.push(KernelSet {
+                name: "neon",
+                l2: super::neon::l2_squared,
+                dot: super::neon::dot,
+            });
+        }
+    }
+    sets.push(KernelSet {
+        name: "scalar",
+        l2: scalar::l2_squared,
+        dot: scalar::dot,
+    });
+    sets
+}
+
+/// The fastest available path.
+pub(super) fn best() -> KernelSet {
+    available()[0]
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::super::{avx2, avx512, KernelSet};
+
+    pub(super) fn avx2() -> Option<KernelSet> {
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(KernelSet {
+            name: "avx2+fma",
+            l2: l2_avx2,
+            dot: dot_avx2,
+        })
+    }
+
+    pub(super) fn avx512() -> Option<KernelSet> {
+        is_x86_feature_detected!("avx512f").then_some(KernelSet {
+            name: "avx512f",
+            l2: l2_avx512,
+            dot: dot_avx512,
+        })
+    }
+
+    // These wrappers are private and only stored in a `KernelSet` built after the feature
+    // check above succeeded.
+    fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: only reachable through a KernelSet built after detecting AVX2 and FMA.
+        unsafe { avx2::l2_squared(a, b) }
+    }
+    fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: as above.
+        unsafe { avx2::dot(a, b) }
+    }
+    fn l2_avx512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: only reachable through a KernelSet built after detecting AVX-512F.
+        unsafe { avx512::l2_squared(a, b) }
+    }
+    fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: as above.
+        unsafe { avx512::dot(a, b) }
+    }
+}
