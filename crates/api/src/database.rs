@@ -1,0 +1,51 @@
+use std::path::Path;
+
+use crate::store::remove_snapshot;
+use crate::{Result, StoreBuilder};
+
+/// A QuiverDB database directory: the collection life cycle (list, exists, drop) and a
+/// builder for stores on its collections.
+///
+/// Opening the same path twice in one process shares one database; another process
+/// gets [`crate::Error::Locked`].
+#[derive(Clone, Debug)]
+pub struct Database {
+    db: quiverdb_storage::Database,
+    path: std::path::PathBuf,
+}
+
+impl Database {
+    /// Opens (creating if missing) the database in directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        let path = path.as_ref().to_path_buf();
+        Ok(Database {
+            db: quiverdb_storage::Database::open(&path)?,
+            path,
+        })
+    }
+
+    /// The collections, sorted by name.
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        Ok(self.db.list_collections()?)
+    }
+
+    /// Whether a collection exists.
+    pub fn has_collection(&self, name: &str) -> Result<bool> {
+        Ok(self.db.has_collection(name)?)
+    }
+
+    /// Drops a collection and its index snapshot; returns whether it existed. Stores open
+    /// on it see an empty collection afterwards.
+    pub fn drop_collection(&self, name: &str) -> Result<bool> {
+        let existed = self.db.drop_collection(name)?;
+        remove_snapshot(&self.db, name);
+        Ok(existed)
+    }
+
+    /// A store builder on collection `name` of this database.
+    pub fn store(&self, name: &str) -> StoreBuilder {
+        StoreBuilder::default()
+            .path(self.path.clone())
+            .collection_name(name)
+    }
+}

@@ -1,0 +1,401 @@
+//! A loaded collection: the storage handle plus the derived state that makes it fast (the
+//! vector index and the in-memory rows that filters run against).
+//!
+//! # Invariants
+//! * Storage is the source of truth. The index and [`Rows`] reflect exactly the storage
+//!   batches with sequence numbers `<= applied_seq`, applied in sequence order.
+//! * A batch is applied by the writer that committed it (from the data it still holds)
+//!   or, if that writer is late, cancelled or failed after the commit, by whoever next
+//!   finds `applied_seq < storage.last_seq()` (from storage's change log). Applying is
+//!   idempotent, so both paths can meet without harm.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use quiverdb_filter::Filter;
+use quiverdb_index::planner::AllowSet;
+use quiverdb_index::{
+    kernels, load_snapshot, new_index, Engine, IndexConfig, Neighbor, SearchParams, VectorIndex,
+};
+use quiverdb_storage::{Collection, Record};
+use quiverdb_types::{Metric, Pk, RowId};
+
+use crate::rows::{RowData, Rows};
+use crate::{Error, Result};
+
+/// One row of a write that has been committed to storage, as the writer still holds it.
+pub(crate) struct CommittedRow {
+    pub row: RowId,
+    pub data: Arc<RowData>,
+    pub vector: Vec<f32>,
+}
+
+/// A committed storage batch, ready to be applied to the derived state.
+pub(crate) struct CommittedBatch {
+    pub seq: u64,
+    pub inserted: Vec<CommittedRow>,
+    pub removed: Vec<RowId>,
+}
+
+/// A collection with its index and rows loaded.
+pub(crate) struct LiveCollection {
+    pub coll: Collection,
+    pub metric: Metric,
+    index_config: IndexConfig,
+    index: RwLock<Option<Arc<dyn VectorIndex>>>,
+    rows: RwLock<Rows>,
+    /// Serializes applying batches; holds nothing else.
+    applier: Mutex<()>,
+    applied_seq: AtomicU64,
+    pool: Arc<rayon::ThreadPool>,
+    snapshot_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for LiveCollection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCollection")
+            .field("name", &self.coll.name())
+            .field("metric", &self.metric)
+            .field("applied_seq", &self.applied_seq.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn engine_from_name(name: &str) -> Engine {
+    match name {
+        "flat" => Engine::Flat,
+        "hnsw_rs" => Engine::HnswRs,
+        _ => Engine::Native,
+    }
+}
+
+impl LiveCollection {
+    /// Loads a collection: rows from storage, the index from its snapshot when it can be
+    /// trusted (then caught up from the change log), else rebuilt from storage.
+    pub fn load(
+        coll: Collection,
+        pool: Arc<rayon::ThreadPool>,
+        snapshot_dir: Option<PathBuf>,
+    ) -> Result<LiveCollection> {
+        let schema = coll.schema();
+        let params = &schema.index;
+        let mut index_config = IndexConfig::new(
+            engine_from_name(&params.engine),
+            schema.metric,
+            schema.dimension.unwrap_or(1),
+        );
+        index_config.m = params.m;
+        index_config.ef_construction = params.ef_construction;
+        index_config.ef_search = params.ef_search;
+
+        // Read the sequence number before the scan: replaying changes the scan already
+        // saw is harmless (idempotent), missing one would not be.
+        let seq_before_scan = coll.last_seq();
+        let mut rows = Rows::default();
+        let mut vectors: Vec<(RowId, Vec<f32>)> = Vec::new();
+        for record in coll.scan() {
+            let Record {
+                pk,
+                row,
+                text,
+                metadata,
+                vector,
+            } = record?;
+            rows.insert(row, Arc::new(RowData { pk, text, metadata }));
+            vectors.push((row, vector));
+        }
+
+        let live = LiveCollection {
+            metric: schema.metric,
+            coll,
+            index_config,
+            index: RwLock::new(None),
+            rows: RwLock::new(rows),
+            applier: Mutex::new(()),
+            applied_seq: AtomicU64::new(seq_before_scan),
+            pool,
+            snapshot_dir,
+        };
+        let index = match schema.dimension {
+            None => None,
+            Some(dim) => Some(live.restore_or_build_index(dim, &vectors)?),
+        };
+        *live.index.write() = index;
+        live.catch_up()?;
+        Ok(live)
+    }
+
+    fn restore_or_build_index(
+        &self,
+        dim: usize,
+        vectors: &[(RowId, Vec<f32>)],
+    ) -> Result<Arc<dyn VectorIndex>> {
+        if let Some(dir) = &self.snapshot_dir {
+            match self.restore_snapshot(dir, dim, vectors) {
+                Ok(Some(index)) => return Ok(index),
+                Ok(None) => {}
+                Err(reason) => tracing::warn!(
+                    collection = self.coll.name(),
+                    %reason,
+                    "index snapshot not usable; rebuilding from storage"
+                ),
+            }
+        }
+        let mut config = self.index_config.clone();
+        config.dim = dim;
+        let index = new_index(&config)?;
+        let items: Vec<(RowId, &[f32])> = vectors.iter().map(|(r, v)| (*r, v.as_slice())).collect();
+        index.insert_batch(&items, &self.pool)?;
+        Ok(index)
+    }
+
+    /// A snapshot is used only if it matches the collection and covers a prefix of its
+    /// change log; the changes after it are replayed and the result checked against the
+    /// rows storage holds.
+    fn restore_snapshot(
+        &self,
+        dir: &std::path::Path,
+        dim: usize,
+        vectors: &[(RowId, Vec<f32>)],
+    ) -> std::result::Result<Option<Arc<dyn VectorIndex>>, String> {
+        let Some((index, seq)) = load_snapshot(dir).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        if index.dim() != dim || index.metric() != self.metric {
+            return Err(format!(
+                "snapshot is {}-d {}, collection is {dim}-d {}",
+                index.dim(),
+                index.metric(),
+                self.metric
+            ));
+        }
+        let last = self.applied_seq.load(Ordering::SeqCst);
+        if seq > last {
+            return Err(format!("snapshot seq {seq} is newer than storage seq {last}"));
+        }
+        let changes = self.coll.changes_since(seq).map_err(|e| e.to_string())?;
+        let by_row: std::collections::HashMap<RowId, &[f32]> =
+            vectors.iter().map(|(r, v)| (*r, v.as_slice())).collect();
+        for change in changes.iter().filter(|c| c.seq <= last) {
+            for (_, row) in &change.removed {
+                index.remove(*row);
+            }
+            for (_, row) in &change.inserted {
+                if let Some(v) = by_row.get(row) {
+                    if !index.contains(*row) {
+                        index.insert(*row, v).map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+        }
+        let rows = self.rows.read();
+        if index.len() != rows.len() || rows.row_ids().any(|r| !index.contains(r)) {
+            return Err(format!(
+                "snapshot holds {} live rows after catch-up, storage {}",
+                index.len(),
+                rows.len()
+            ));
+        }
+        Ok(Some(index))
+    }
+
+    /// Writes an index snapshot tagged with the applied sequence number.
+    pub fn save_snapshot(&self) -> Result<()> {
+        let (Some(dir), Some(index)) = (&self.snapshot_dir, self.index()) else {
+            return Ok(());
+        };
+        let _apply = self.applier.lock();
+        let seq = self.applied_seq.load(Ordering::SeqCst);
+        index.save_snapshot(dir, seq)?;
+        Ok(())
+    }
+
+    pub fn index(&self) -> Option<Arc<dyn VectorIndex>> {
+        self.index.read().clone()
+    }
+
+    pub fn rows(&self) -> parking_lot::RwLockReadGuard<'_, Rows> {
+        self.rows.read()
+    }
+
+    pub fn pk_row(&self, pk: &Pk) -> Option<Arc<RowData>> {
+        let rows = self.rows.read();
+        rows.row_of(pk).and_then(|r| rows.get(r).cloned())
+    }
+
+    /// Applies a batch its writer committed. Batches before it that nobody applied yet
+    /// are read back from storage first, so the derived state follows storage order.
+    pub fn apply(&self, batch: CommittedBatch) -> Result<()> {
+        let _apply = self.applier.lock();
+        let applied = self.applied_seq.load(Ordering::SeqCst);
+        if batch.seq <= applied {
+            return Ok(()); // a reader's catch-up got here first
+        }
+        if batch.seq > applied + 1 {
+            self.catch_up_locked(batch.seq - 1)?;
+        }
+        self.apply_locked(batch.inserted, &batch.removed)?;
+        self.applied_seq.store(batch.seq, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Applies every committed batch not yet applied (cheap when there is none).
+    pub fn catch_up(&self) -> Result<()> {
+        if self.applied_seq.load(Ordering::SeqCst) >= self.coll.last_seq() {
+            return Ok(());
+        }
+        let _apply = self.applier.lock();
+        self.catch_up_locked(u64::MAX)
+    }
+
+    fn catch_up_locked(&self, upto: u64) -> Result<()> {
+        let applied = self.applied_seq.load(Ordering::SeqCst);
+        for change in self.coll.changes_since(applied)? {
+            if change.seq > upto {
+                break;
+            }
+            let mut inserted = Vec::with_capacity(change.inserted.len());
+            for (_, row) in &change.inserted {
+                // A row removed by a later batch is gone from storage; the later batch's
+                // removal is then a no-op, so skipping it here is equivalent.
+                if let Some(r) = self.coll.get_row(*row)? {
+                    inserted.push(CommittedRow {
+                        row: r.row,
+                        data: Arc::new(RowData {
+                            pk: r.pk,
+                            text: r.text,
+                            metadata: r.metadata,
+                        }),
+                        vector: r.vector,
+                    });
+                }
+            }
+            let removed: Vec<RowId> = change.removed.iter().map(|(_, r)| *r).collect();
+            self.apply_locked(inserted, &removed)?;
+            self.applied_seq.store(change.seq, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn apply_locked(&self, inserted: Vec<CommittedRow>, removed: &[RowId]) -> Result<()> {
+        let index = self.ensure_index(inserted.first().map(|r| r.vector.len()))?;
+        if let Some(index) = &index {
+            for row in removed {
+                index.remove(*row);
+            }
+            let fresh: Vec<(RowId, &[f32])> = inserted
+                .iter()
+                .filter(|r| !index.contains(r.row))
+                .map(|r| (r.row, r.vector.as_slice()))
+                .collect();
+            match fresh.len() {
+                0 => {}
+                1 => index.insert(fresh[0].0, fresh[0].1)?,
+                _ => index.insert_batch(&fresh, &self.pool)?,
+            }
+        }
+        let mut rows = self.rows.write();
+        for row in removed {
+            rows.remove(*row);
+        }
+        for r in inserted {
+            rows.insert(r.row, r.data);
+        }
+        Ok(())
+    }
+
+    fn ensure_index(&self, dim: Option<usize>) -> Result<Option<Arc<dyn VectorIndex>>> {
+        if let Some(index) = self.index() {
+            return Ok(Some(index));
+        }
+        let Some(dim) = dim.or(self.coll.schema().dimension) else {
+            return Ok(None);
+        };
+        let mut config = self.index_config.clone();
+        config.dim = dim;
+        let index = new_index(&config)?;
+        *self.index.write() = Some(index.clone());
+        Ok(Some(index))
+    }
+
+    /// Checks a query vector against the collection.
+    pub fn check_query(&self, query: &[f32], dim: usize) -> Result<()> {
+        if query.len() != dim {
+            return Err(Error::WrongDimension {
+                expected: dim,
+                got: query.len(),
+            });
+        }
+        if let Some((i, v)) = query.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFiniteVector {
+                row: 0,
+                component: i,
+                value: *v,
+            });
+        }
+        if self.metric == Metric::Cosine && query.iter().all(|v| *v == 0.0) {
+            return Err(Error::ZeroVector { row: 0 });
+        }
+        Ok(())
+    }
+
+    /// The `k` nearest live rows accepted by `filter`, best first, with engine distances.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(Arc<RowData>, Neighbor)>> {
+        self.catch_up()?;
+        let Some(index) = self.index() else {
+            return Ok(Vec::new());
+        };
+        self.check_query(query, index.dim())?;
+        let allow = match filter {
+            Some(f) if !f.is_match_all() => {
+                let ids = self.rows.read().matching(f);
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Some(AllowSet::from_ids(ids))
+            }
+            _ => None,
+        };
+        let live = index.len();
+        if live == 0 {
+            return Ok(Vec::new());
+        }
+        // Never let a huge k reach an engine's allocations.
+        let k = k.min(live);
+        let ef = ef.unwrap_or(self.index_config.ef_search).max(k).min(live.max(1));
+        let hits = quiverdb_index::planner::search(
+            index.as_ref(),
+            query,
+            SearchParams { k, ef },
+            allow.as_ref(),
+        )?;
+        let rows = self.rows.read();
+        Ok(hits
+            .into_iter()
+            .filter_map(|n| rows.get(n.id).map(|d| (d.clone(), n)))
+            .collect())
+    }
+
+    /// Stored (for cosine: normalized) vectors of rows, for MMR.
+    pub fn vectors(&self, ids: &[RowId]) -> Vec<Option<Vec<f32>>> {
+        match self.index() {
+            Some(index) => ids.iter().map(|r| index.vector(*r)).collect(),
+            None => vec![None; ids.len()],
+        }
+    }
+
+    /// Cosine-normalizes a copy of `v` (used for MMR's cosine similarity).
+    pub fn normalized(v: &[f32]) -> Vec<f32> {
+        let mut out = v.to_vec();
+        kernels::normalize(&mut out);
+        out
+    }
+}

@@ -1,0 +1,212 @@
+//! The write path shared by the sync and async surfaces: prepare (validate, decide ids),
+//! commit to storage (durable on return), then apply to the derived state.
+
+use std::sync::Arc;
+
+use quiverdb_storage::{NewRecord, WriteReceipt};
+use quiverdb_types::{Metadata, Pk, PkKind};
+
+use crate::live::{CommittedBatch, CommittedRow, LiveCollection};
+use crate::rows::RowData;
+use crate::{Error, Result};
+
+/// What kind of storage batch a write is.
+pub(crate) enum WriteOp {
+    Insert(Vec<NewRecord>),
+    Upsert(Vec<NewRecord>),
+    Delete(Vec<Pk>),
+}
+
+/// A validated write, not yet committed.
+pub(crate) struct PreparedWrite {
+    pub live: Arc<LiveCollection>,
+    pub op: WriteOp,
+    /// Text, metadata and vector of each inserted record, in input order (the receipt
+    /// lists inserted rows in the same order).
+    pub payload: Vec<(String, Metadata, Vec<f32>)>,
+}
+
+impl PreparedWrite {
+    pub fn insert(live: Arc<LiveCollection>, upsert: bool, records: Vec<NewRecord>) -> Self {
+        let payload = records
+            .iter()
+            .map(|r| (r.text.clone(), r.metadata.clone(), r.vector.clone()))
+            .collect();
+        let op = if upsert {
+            WriteOp::Upsert(records)
+        } else {
+            WriteOp::Insert(records)
+        };
+        PreparedWrite { live, op, payload }
+    }
+
+    pub fn delete(live: Arc<LiveCollection>, pks: Vec<Pk>) -> Self {
+        PreparedWrite {
+            live,
+            op: WriteOp::Delete(pks),
+            payload: Vec::new(),
+        }
+    }
+
+    /// Commits and waits for durability on this thread.
+    pub fn commit(self) -> Result<CommittedWrite> {
+        let receipt = match self.op {
+            WriteOp::Insert(r) => self.live.coll.insert(r)?,
+            WriteOp::Upsert(r) => self.live.coll.upsert(r)?,
+            WriteOp::Delete(p) => self.live.coll.delete(&p)?,
+        };
+        Ok(CommittedWrite {
+            live: self.live,
+            receipt,
+            payload: self.payload,
+        })
+    }
+
+    /// Commits and awaits durability through storage's group commit.
+    pub async fn acommit(self) -> Result<CommittedWrite> {
+        let receipt = match self.op {
+            WriteOp::Insert(r) => self.live.coll.insert_async(r).await?,
+            WriteOp::Upsert(r) => self.live.coll.upsert_async(r).await?,
+            WriteOp::Delete(p) => self.live.coll.delete_async(p).await?,
+        };
+        Ok(CommittedWrite {
+            live: self.live,
+            receipt,
+            payload: self.payload,
+        })
+    }
+}
+
+/// A write that storage has made durable.
+pub(crate) struct CommittedWrite {
+    live: Arc<LiveCollection>,
+    receipt: WriteReceipt,
+    payload: Vec<(String, Metadata, Vec<f32>)>,
+}
+
+impl CommittedWrite {
+    /// Applies the write to the index and rows; returns the receipt.
+    pub fn apply(self) -> Result<WriteReceipt> {
+        let CommittedWrite {
+            live,
+            receipt,
+            payload,
+        } = self;
+        if receipt.inserted.len() != payload.len() {
+            // Cannot pair rows with their data: let the change log drive the update.
+            live.catch_up()?;
+            return Ok(receipt);
+        }
+        let inserted = receipt
+            .inserted
+            .iter()
+            .zip(payload)
+            .map(|((pk, row), (text, metadata, vector))| CommittedRow {
+                row: *row,
+                data: Arc::new(RowData {
+                    pk: pk.clone(),
+                    text,
+                    metadata,
+                }),
+                vector,
+            })
+            .collect();
+        live.apply(CommittedBatch {
+            seq: receipt.seq,
+            inserted,
+            removed: receipt.removed.iter().map(|(_, r)| *r).collect(),
+        })?;
+        Ok(receipt)
+    }
+}
+
+/// The ids of an insert, checked against the collection's key kind.
+pub(crate) fn insert_ids(kind: PkKind, n: usize, ids: Option<Vec<Pk>>) -> Result<Vec<Option<Pk>>> {
+    match (kind, ids) {
+        (PkKind::AutoInt, None) => Ok(vec![None; n]),
+        (PkKind::AutoInt, Some(_)) => Err(Error::InvalidArgument(
+            "this collection assigns its own ids (auto_id); do not pass ids".into(),
+        )),
+        (_, None) => Err(Error::MissingIds {
+            reason: format!("the collection's primary key is a caller-supplied {kind}; pass one id per text"),
+        }),
+        (kind, Some(ids)) => {
+            check_ids(kind, &ids, n)?;
+            Ok(ids.into_iter().map(Some).collect())
+        }
+    }
+}
+
+/// Checks count and kind of caller ids.
+pub(crate) fn check_ids(kind: PkKind, ids: &[Pk], n: usize) -> Result<()> {
+    if ids.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "ids",
+            expected: n,
+            got: ids.len(),
+        });
+    }
+    if let Some(bad) = ids.iter().find(|id| !kind.accepts(id)) {
+        return Err(Error::WrongIdKind {
+            expected: kind,
+            id: bad.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Parses a document id (always a string) into a key of the collection's kind.
+pub(crate) fn parse_doc_id(kind: PkKind, id: &str) -> Result<Pk> {
+    match kind {
+        PkKind::Str => Ok(Pk::Str(id.to_owned())),
+        PkKind::Int | PkKind::AutoInt => id.parse::<i64>().map(Pk::Int).map_err(|_| Error::WrongIdKind {
+            expected: kind,
+            id: Pk::Str(id.to_owned()),
+        }),
+    }
+}
+
+/// The key kind a new collection gets when the first write carries these ids.
+pub(crate) fn kind_for_new_collection(auto_id: bool, ids: Option<&[Pk]>) -> PkKind {
+    if auto_id {
+        return PkKind::AutoInt;
+    }
+    match ids.and_then(|ids| ids.first()) {
+        Some(Pk::Int(_)) => PkKind::Int,
+        Some(Pk::Str(_)) => PkKind::Str,
+        None => {
+            tracing::warn!(
+                "no ids given for a new collection created with auto_id = false: \
+                 creating it with auto ids, as the LangChain–Milvus store does"
+            );
+            PkKind::AutoInt
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rules() {
+        assert_eq!(insert_ids(PkKind::AutoInt, 2, None).unwrap(), vec![None, None]);
+        assert!(matches!(
+            insert_ids(PkKind::AutoInt, 1, Some(vec![Pk::Int(1)])),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(insert_ids(PkKind::Str, 1, None), Err(Error::MissingIds { .. })));
+        assert!(matches!(
+            insert_ids(PkKind::Str, 2, Some(vec![Pk::from("a")])),
+            Err(Error::LengthMismatch { what: "ids", expected: 2, got: 1 })
+        ));
+        assert!(matches!(
+            insert_ids(PkKind::Str, 1, Some(vec![Pk::Int(1)])),
+            Err(Error::WrongIdKind { .. })
+        ));
+        assert_eq!(parse_doc_id(PkKind::Int, "42").unwrap(), Pk::Int(42));
+        assert!(parse_doc_id(PkKind::Int, "x").is_err());
+        assert_eq!(kind_for_new_collection(false, Some(&[Pk::from("a")])), PkKind::Str);
+        assert_eq!(kind_for_new_collection(false, None), PkKind::AutoInt);
+    }
+}
