@@ -1,1 +1,81 @@
-//! Skeleton: filled in by its issue.
+//! Durable storage for QuiverDB collections, on sled.
+//!
+//! Storage is the source of truth of every collection: primary keys, text, metadata, vectors
+//! and the schema. The vector index (another crate) is derived from it and catches up through
+//! the per-collection change log ([`Collection::changes_since`]).
+//!
+//! # Model
+//! * A [`Database`] is a directory. It holds any number of named [`Collection`]s, which share
+//!   a handful of sled trees; each collection's keys start with its internal id (see
+//!   `docs/FORMAT.md` for every tree, key and value layout).
+//! * A record is stored under its primary key ([`Pk`]); every stored *version* of it gets a
+//!   fresh [`RowId`], monotonic per collection and never reused. An upsert writes a new row id
+//!   and removes the old one; the receipt reports both.
+//! * Auto-id collections ([`PkKind::AutoInt`]) assign `1, 2, 3, …`; ids are never reused,
+//!   also after deletes and reopen, because the counter is written in the batch's transaction.
+//! * Every committed batch gets a sequence number and a change-log entry.
+//!
+//! # Invariants
+//! The key index and the rows agree both ways, every row has exactly one vector of the
+//! schema's dimension (unit length for cosine), and the recorded count, next row id, next auto
+//! id and last sequence number match what is stored. [`Collection::check_integrity`] verifies
+//! all of it.
+//!
+//! # Durability
+//! A write call returns `Ok` only once its batch is on disk (fsynced). A batch is one sled
+//! transaction across every tree it touches, so it is all-or-nothing, also across a crash; a
+//! batch rejected by validation writes nothing.
+//!
+//! # Concurrency
+//! Handles are cheap `Clone + Send + Sync`. Writers of one collection are serialized for the
+//! (in-memory, fast) validation and commit, then wait for durability together: a flusher
+//! thread runs one fsync for every batch committed before it started (group commit). The
+//! `_async` methods await that flush on a tokio `oneshot` and never block the executor on it;
+//! the library never creates a runtime. Reads take no write lock. Opening the same path twice
+//! in a process returns the same database; another process gets [`Error::Locked`].
+//!
+//! # Example
+//! ```
+//! use quiverdb_storage::{CollectionConfig, Database, NewRecord};
+//! use quiverdb_types::{Metric, Pk, PkKind};
+//!
+//! let db = Database::temporary()?;
+//! let docs = db.create_collection(
+//!     "docs",
+//!     CollectionConfig { metric: Metric::Cosine, pk_kind: PkKind::AutoInt, ..Default::default() },
+//! )?;
+//! let receipt = docs.insert(vec![NewRecord {
+//!     pk: None,
+//!     text: "hello".into(),
+//!     metadata: Default::default(),
+//!     vector: vec![3.0, 4.0],
+//! }])?;
+//! assert_eq!(receipt.inserted[0].0, Pk::Int(1));
+//! let got = docs.get(&[Pk::Int(1)])?.remove(0).expect("stored");
+//! assert_eq!(got.vector, vec![0.6, 0.8]); // cosine vectors are stored normalized
+//! assert_eq!(docs.schema().dimension, Some(2)); // fixed by the first write
+//! assert_eq!(docs.changes_since(0)?.len(), 1);
+//! # Ok::<(), quiverdb_storage::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod codec;
+mod collection;
+mod database;
+mod error;
+mod group_commit;
+mod integrity;
+mod kv;
+mod record;
+mod schema;
+mod write;
+
+pub use collection::Collection;
+pub use database::Database;
+pub use error::{Error, Result};
+pub use integrity::IntegrityReport;
+pub use quiverdb_types::{Metadata, Metric, Pk, PkKind, RowId, Value};
+pub use record::{Change, NewRecord, Record, WriteReceipt};
+pub use schema::{
+    validate_name, CollectionConfig, IndexParams, Schema, FORMAT_VERSION, MAX_NAME_LEN,
+};

@@ -1,0 +1,351 @@
+//! The database handle: one sled store per path per process, and its collection catalog.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::codec::{self, CollectionId, DecodeError, VALUE_VERSION};
+use crate::collection::{CollInner, Collection};
+use crate::error::{Error, Result};
+use crate::group_commit::GroupCommit;
+use crate::kv::{Kv, TreeId, WriteSet};
+use crate::schema::{validate_name, CollectionConfig, CollectionState, FORMAT_VERSION};
+
+/// Every database open in this process, by canonical path. Entries whose database was dropped
+/// are dead `Weak`s, cleaned up by the next `open`.
+static REGISTRY: Mutex<BTreeMap<PathBuf, Weak<DbInner>>> =
+    parking_lot::const_mutex(BTreeMap::new());
+
+/// How long `open` keeps retrying the file lock while this process is still closing the same
+/// database (its last handle was dropped, sled is shutting down).
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+const KEY_FORMAT: &[u8] = b"format_version";
+const KEY_NEXT_COLLECTION: &[u8] = b"next_collection_id";
+const KEY_DROPPED: &[u8] = b"dropped/";
+
+/// A QuiverDB database: a directory holding any number of collections.
+///
+/// Cheap to clone (`Arc` inside), `Send + Sync`. Opening the same path twice in one process
+/// returns the same database; another process gets [`Error::Locked`].
+#[derive(Clone, Debug)]
+pub struct Database {
+    inner: Arc<DbInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct DbInner {
+    // Field order matters: the flusher thread stops (and does its last flush) before the
+    // store is dropped.
+    pub(crate) group: GroupCommit,
+    pub(crate) kv: Kv,
+    path: Option<PathBuf>,
+    /// Open collection handles by name; also serializes catalog changes.
+    collections: Mutex<HashMap<String, Weak<CollInner>>>,
+}
+
+impl DbInner {
+    pub(crate) fn corrupted(&self, detail: impl std::fmt::Display) -> Error {
+        Error::Corrupted {
+            path: self.path.clone().unwrap_or_default(),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub(crate) fn decoded<T>(&self, r: std::result::Result<T, DecodeError>) -> Result<T> {
+        r.map_err(|DecodeError(d)| self.corrupted(d))
+    }
+
+    /// Commits `ws` and returns once it is durable (used for catalog changes).
+    fn commit_durable(&self, ws: &WriteSet) -> Result<()> {
+        self.kv.commit(ws)?;
+        let ticket = self.group.ticket();
+        self.group.wait(ticket)
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        if let Err(e) = self.kv.flush() {
+            tracing::error!(error = %e, "final flush of the database failed");
+        }
+    }
+}
+
+fn dropped_key(cid: CollectionId) -> Vec<u8> {
+    [KEY_DROPPED, &cid.prefix()].concat()
+}
+
+impl Database {
+    /// Opens the database in `path`, creating the directory if it is missing.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another process has it open, [`Error::Corrupted`] when the files
+    /// are not a readable QuiverDB database, [`Error::Io`] for other IO failures.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path)?;
+        let canonical = path.canonicalize()?;
+        let mut registry = REGISTRY.lock();
+        let closing = match registry.get(&canonical) {
+            Some(weak) => match weak.upgrade() {
+                Some(inner) => return Ok(Database { inner }),
+                None => true,
+            },
+            None => false,
+        };
+        registry.retain(|_, w| w.strong_count() > 0);
+        let had_data = std::fs::metadata(canonical.join("db")).is_ok_and(|m| m.len() > 0);
+        let started = Instant::now();
+        let kv = loop {
+            match Kv::open(&canonical) {
+                Err(Error::Locked { .. }) if closing && started.elapsed() < CLOSE_GRACE => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
+        let inner = Self::start(kv, Some(canonical.clone()), had_data)?;
+        registry.insert(canonical, Arc::downgrade(&inner));
+        tracing::debug!(path = ?inner.path, "opened database");
+        Ok(Database { inner })
+    }
+
+    /// A database in a temporary location, removed when its last handle drops. For tests.
+    pub fn temporary() -> Result<Database> {
+        let inner = Self::start(Kv::temporary()?, None, false)?;
+        Ok(Database { inner })
+    }
+
+    fn start(kv: Kv, path: Option<PathBuf>, had_data: bool) -> Result<Arc<DbInner>> {
+        let inner = Arc::new(DbInner {
+            group: GroupCommit::start(kv.clone())?,
+            kv,
+            path,
+            collections: Mutex::new(HashMap::new()),
+        });
+        match inner.kv.get(TreeId::Meta, KEY_FORMAT)? {
+            Some(v) => {
+                let version = inner.decoded(codec::decode_u64(&v))?;
+                if version != u64::from(FORMAT_VERSION) {
+                    return Err(inner.corrupted(format!(
+                        "format version {version}, this build reads {FORMAT_VERSION}"
+                    )));
+                }
+            }
+            None if had_data => {
+                return Err(inner.corrupted(
+                    "the directory holds database files but no QuiverDB format record",
+                ));
+            }
+            None => {
+                let mut ws = WriteSet::default();
+                ws.put(
+                    TreeId::Meta,
+                    KEY_FORMAT,
+                    codec::encode_u64(FORMAT_VERSION.into()),
+                );
+                inner.commit_durable(&ws)?;
+            }
+        }
+        // Finish purging collections dropped before a crash.
+        let pending: Vec<_> = inner
+            .kv
+            .scan_prefix(TreeId::Meta, KEY_DROPPED)
+            .collect::<Result<_>>()?;
+        for (key, _) in pending {
+            let raw: [u8; 4] = key[KEY_DROPPED.len()..]
+                .try_into()
+                .map_err(|_| inner.corrupted("malformed dropped-collection key"))?;
+            purge(&inner, CollectionId(u32::from_be_bytes(raw)))?;
+        }
+        Ok(inner)
+    }
+
+    /// The database directory (canonical), or `None` for a temporary database.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    fn lookup(&self, name: &str) -> Result<Option<CollectionId>> {
+        self.inner
+            .kv
+            .get(TreeId::Catalog, name.as_bytes())?
+            .map(|v| {
+                let id = self.inner.decoded(codec::decode_u64(&v))?;
+                u32::try_from(id).map(CollectionId).map_err(|_| {
+                    self.inner
+                        .corrupted(format!("collection id {id} out of range"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Creates a collection. With `config.drop_old`, an existing one is dropped first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::CollectionExists`], [`Error::InvalidConfig`].
+    pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        validate_name(name)?;
+        if config.dimension == Some(0) {
+            return Err(Error::InvalidConfig {
+                reason: "dimension must be at least 1".to_owned(),
+            });
+        }
+        let mut open = self.inner.collections.lock();
+        if let Some(cid) = self.lookup(name)? {
+            if !config.drop_old {
+                return Err(Error::CollectionExists {
+                    name: name.to_owned(),
+                });
+            }
+            self.drop_locked(&mut open, name, cid)?;
+        }
+        let next = match self.inner.kv.get(TreeId::Meta, KEY_NEXT_COLLECTION)? {
+            Some(v) => self.inner.decoded(codec::decode_u64(&v))?,
+            None => 1,
+        };
+        let cid = u32::try_from(next)
+            .map(CollectionId)
+            .map_err(|_| Error::InvalidConfig {
+                reason: "collection ids are exhausted".to_owned(),
+            })?;
+        let state = CollectionState::new(cid, name, &config);
+        let mut ws = WriteSet::default();
+        ws.put(TreeId::Catalog, name.as_bytes(), codec::encode_u64(next));
+        ws.put(
+            TreeId::Collections,
+            cid.prefix(),
+            codec::encode_serde(&state)?,
+        );
+        ws.put(
+            TreeId::Meta,
+            KEY_NEXT_COLLECTION,
+            codec::encode_u64(next + 1),
+        );
+        self.inner.commit_durable(&ws)?;
+        tracing::debug!(name, id = cid.0, "created collection");
+        let coll = CollInner::new(Arc::clone(&self.inner), state);
+        open.insert(name.to_owned(), Arc::downgrade(&coll));
+        Ok(Collection::from_inner(coll))
+    }
+
+    /// Opens an existing collection.
+    ///
+    /// # Errors
+    /// [`Error::UnknownCollection`] when it does not exist.
+    pub fn open_collection(&self, name: &str) -> Result<Collection> {
+        let mut open = self.inner.collections.lock();
+        if let Some(coll) = open.get(name).and_then(Weak::upgrade) {
+            return Ok(Collection::from_inner(coll));
+        }
+        let unknown = || Error::UnknownCollection {
+            name: name.to_owned(),
+        };
+        let cid = self.lookup(name)?.ok_or_else(unknown)?;
+        let raw = self
+            .inner
+            .kv
+            .get(TreeId::Collections, cid.prefix())?
+            .ok_or_else(|| {
+                self.inner
+                    .corrupted(format!("collection {name:?} has no schema"))
+            })?;
+        let state: CollectionState = self.inner.decoded(codec::decode_serde(&raw))?;
+        if state.id != cid || state.name != name {
+            return Err(self.inner.corrupted(format!(
+                "catalog entry {name:?} points at collection {:?} (id {})",
+                state.name, state.id.0
+            )));
+        }
+        let coll = CollInner::new(Arc::clone(&self.inner), state);
+        open.insert(name.to_owned(), Arc::downgrade(&coll));
+        Ok(Collection::from_inner(coll))
+    }
+
+    /// Whether a collection of that name exists.
+    pub fn has_collection(&self, name: &str) -> Result<bool> {
+        Ok(self.lookup(name)?.is_some())
+    }
+
+    /// Names of all collections, sorted.
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        let mut names = self
+            .inner
+            .kv
+            .scan_prefix(TreeId::Catalog, &[])
+            .map(|kv| {
+                let (k, _) = kv?;
+                String::from_utf8(k.to_vec())
+                    .map_err(|_| self.inner.corrupted("catalog name is not UTF-8"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// Drops a collection and all its records; `false` if it did not exist. Handles still
+    /// held on it return [`Error::UnknownCollection`] from then on.
+    pub fn drop_collection(&self, name: &str) -> Result<bool> {
+        let mut open = self.inner.collections.lock();
+        match self.lookup(name)? {
+            Some(cid) => {
+                self.drop_locked(&mut open, name, cid)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn drop_locked(
+        &self,
+        open: &mut HashMap<String, Weak<CollInner>>,
+        name: &str,
+        cid: CollectionId,
+    ) -> Result<()> {
+        let live = open.remove(name).and_then(|w| w.upgrade());
+        // Holding the handle's state lock waits for an in-flight write and keeps new ones out.
+        let mut guard = live.as_ref().map(|c| c.state.lock());
+        let mut ws = WriteSet::default();
+        ws.remove(TreeId::Catalog, name.as_bytes());
+        ws.remove(TreeId::Collections, cid.prefix());
+        ws.put(TreeId::Meta, dropped_key(cid), [VALUE_VERSION]);
+        self.inner.commit_durable(&ws)?;
+        if let Some(g) = guard.as_mut() {
+            g.dropped = true;
+        }
+        drop(guard);
+        purge(&self.inner, cid)?;
+        tracing::debug!(name, id = cid.0, "dropped collection");
+        Ok(())
+    }
+
+    /// Flushes every write to disk. Writes are already durable when they return `Ok`; this is
+    /// for callers that want an explicit sync point.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.kv.flush()
+    }
+
+    /// How many group-commit flushes have run since the database was opened.
+    pub fn flush_count(&self) -> u64 {
+        self.inner.group.flushes()
+    }
+}
+
+/// Deletes every record, key and change of a dropped collection, then its `dropped/` marker.
+fn purge(inner: &DbInner, cid: CollectionId) -> Result<()> {
+    for tree in [
+        TreeId::Rows,
+        TreeId::Vectors,
+        TreeId::PkIndex,
+        TreeId::Changes,
+    ] {
+        inner.kv.remove_prefix(tree, &cid.prefix())?;
+    }
+    let mut ws = WriteSet::default();
+    ws.remove(TreeId::Meta, dropped_key(cid));
+    inner.commit_durable(&ws)
+}
