@@ -41,6 +41,7 @@ use quiverdb_types::{Metric, RowId};
 
 use crate::{IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex};
 use arena::Arena;
+pub(crate) use arena::RowIdHasher;
 
 /// Fraction of tombstoned graph nodes past which the graph is rebuilt (see the crate's
 /// `docs/BENCHMARKS.md` `## ANN` for the measurement behind it).
@@ -498,8 +499,7 @@ impl VectorIndex for HnswRsIndex {
                 Err(_) => Err("hnsw_rs panicked while dumping".into()),
             }
         };
-        let dump: Option<&dyn Fn(&Path) -> Result<String, String>> =
-            (rows.total() > 0).then_some(&dump);
+        let dump: Option<snapshot::DumpFn<'_>> = (rows.total() > 0).then_some(&dump);
         snapshot::save(dir, seq, &self.config, &rows, dump)
     }
 }

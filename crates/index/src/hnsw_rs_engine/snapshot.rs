@@ -94,6 +94,9 @@ fn existing_generations(dir: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// Writes hnsw_rs's dump into the given directory; returns the basename used.
+pub(crate) type DumpFn<'a> = &'a dyn Fn(&Path) -> Result<String, String>;
+
 /// Writes one snapshot. `dump` writes hnsw_rs's files into the directory it is given and
 /// returns the basename used; it is not called for an empty graph.
 pub(crate) fn save(
@@ -101,7 +104,7 @@ pub(crate) fn save(
     seq: u64,
     config: &IndexConfig,
     arena: &Arena,
-    dump: Option<&dyn Fn(&Path) -> Result<String, String>>,
+    dump: Option<DumpFn<'_>>,
 ) -> Result<(), IndexError> {
     fs::create_dir_all(dir)?;
     let generation = existing_generations(dir)
