@@ -333,3 +333,99 @@ impl Collection {
         integrity::check(&self.inner.db, &st.stored)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CollectionConfig, Database};
+    use quiverdb_types::Metadata;
+
+    fn filled() -> (Database, Collection) {
+        let db = Database::temporary().unwrap();
+        let c = db
+            .create_collection("c", CollectionConfig::default())
+            .unwrap();
+        let rows = (0..5)
+            .map(|i| NewRecord {
+                pk: Some(Pk::Str(format!("k{i}"))),
+                text: String::new(),
+                metadata: Metadata::new(),
+                vector: vec![i as f32, 1.0],
+            })
+            .collect();
+        c.insert(rows).unwrap();
+        (db, c)
+    }
+
+    fn tamper(c: &Collection, f: impl FnOnce(&mut crate::kv::WriteSet, CollectionId)) {
+        let mut ws = crate::kv::WriteSet::default();
+        f(&mut ws, c.inner.id);
+        c.inner.db.kv.commit(&ws).unwrap();
+    }
+
+    #[test]
+    fn integrity_is_clean_after_normal_writes() {
+        let (_db, c) = filled();
+        c.delete(&[Pk::from("k1")]).unwrap();
+        let rep = c.check_integrity().unwrap();
+        assert!(rep.is_ok(), "{:?}", rep.problems);
+        assert_eq!((rep.rows, rep.pks, rep.vectors, rep.changes), (4, 4, 4, 2));
+    }
+
+    #[test]
+    fn integrity_finds_a_missing_vector() {
+        let (_db, c) = filled();
+        tamper(&c, |ws, cid| {
+            ws.remove(TreeId::Vectors, row_key(cid, RowId(2)))
+        });
+        let rep = c.check_integrity().unwrap();
+        assert!(!rep.is_ok());
+        assert!(
+            rep.problems.iter().any(|p| p.contains("has no vector")),
+            "{:?}",
+            rep.problems
+        );
+        // A read of that row is a corruption error, not a panic.
+        assert!(matches!(c.get_row(RowId(2)), Err(Error::Corrupted { .. })));
+    }
+
+    #[test]
+    fn integrity_finds_a_dangling_key_and_a_bad_row() {
+        let (_db, c) = filled();
+        tamper(&c, |ws, cid| {
+            ws.put(
+                TreeId::PkIndex,
+                pk_key(cid, &Pk::from("ghost")),
+                codec::encode_u64(99),
+            );
+            ws.put(
+                TreeId::Rows,
+                row_key(cid, RowId(3)),
+                [codec::VALUE_VERSION, 0, 0],
+            );
+        });
+        let rep = c.check_integrity().unwrap();
+        let all = rep.problems.join("\n");
+        assert!(all.contains("missing row #99"), "{all}");
+        assert!(all.contains("row #3 does not decode"), "{all}");
+        assert!(all.contains("counts disagree"), "{all}");
+    }
+
+    #[test]
+    fn integrity_finds_a_wrong_dimension() {
+        let (_db, c) = filled();
+        tamper(&c, |ws, cid| {
+            ws.put(
+                TreeId::Vectors,
+                row_key(cid, RowId(1)),
+                codec::encode_vector(&[1.0]),
+            )
+        });
+        let rep = c.check_integrity().unwrap();
+        assert!(
+            rep.problems.iter().any(|p| p.contains("1 components")),
+            "{:?}",
+            rep.problems
+        );
+    }
+}

@@ -179,3 +179,45 @@ fn run_flusher(shared: &Shared, kv: &Kv) {
         shared.done.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_flush_serves_many_tickets() {
+        let kv = Kv::temporary().unwrap();
+        let gc = GroupCommit::start(kv).unwrap();
+        let mut last = 0;
+        for _ in 0..200 {
+            last = gc.ticket();
+        }
+        assert_eq!(last, 200);
+        gc.wait(last).unwrap();
+        // Every earlier ticket is settled too, without waiting.
+        gc.wait(1).unwrap();
+        let flushes = gc.flushes();
+        assert!(
+            (1..200).contains(&flushes),
+            "{flushes} flushes for 200 tickets"
+        );
+    }
+
+    #[test]
+    fn async_waiters_are_woken() {
+        let kv = Kv::temporary().unwrap();
+        let gc = Arc::new(GroupCommit::start(kv).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let t = gc.ticket();
+        rt.block_on(gc.wait_async(t)).unwrap();
+        let t2 = gc.ticket();
+        rt.block_on(async {
+            let (a, b) = tokio::join!(gc.wait_async(t2), gc.wait_async(t2));
+            a.and(b)
+        })
+        .unwrap();
+        assert!(gc.flushes() >= 1);
+    }
+}

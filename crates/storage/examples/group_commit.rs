@@ -1,0 +1,143 @@
+//! Group-commit throughput: durable single-record inserts per second with 1, 2, 8 and 64
+//! concurrent writer threads, plus 64 async tasks on a 2-worker tokio runtime.
+//!
+//! Run: `cargo run --release -p quiverdb-storage --example group_commit [seconds_per_case]`
+//! Prints one JSON line per case. The database lives in a fresh temporary directory under
+//! `$TMPDIR` (so the numbers depend on that disk's fsync latency).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quiverdb_storage::{CollectionConfig, Database, Metadata, Metric, NewRecord, PkKind};
+
+fn record(i: u64) -> NewRecord {
+    NewRecord {
+        pk: None,
+        text: format!("document number {i}"),
+        metadata: Metadata::new(),
+        vector: (0..64).map(|j| ((i + j) % 17) as f32 + 0.5).collect(),
+    }
+}
+
+fn config() -> CollectionConfig {
+    CollectionConfig {
+        pk_kind: PkKind::AutoInt,
+        metric: Metric::L2,
+        ..CollectionConfig::default()
+    }
+}
+
+struct Outcome {
+    commits: u64,
+    flushes: u64,
+    secs: f64,
+}
+
+fn run_threads(writers: usize, duration: Duration) -> Outcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(dir.path()).expect("open");
+    let coll = db.create_collection("bench", config()).expect("create");
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
+    let flushes_before = db.flush_count();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..writers)
+        .map(|_| {
+            let (coll, stop, commits) = (coll.clone(), stop.clone(), commits.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = commits.fetch_add(1, Ordering::Relaxed);
+                    coll.insert(vec![record(n)]).expect("insert");
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("writer");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let stored = coll.count().expect("count") as u64;
+    assert_eq!(stored, commits.load(Ordering::Relaxed));
+    Outcome {
+        commits: stored,
+        flushes: db.flush_count() - flushes_before,
+        secs,
+    }
+}
+
+fn run_async(tasks: usize, duration: Duration) -> Outcome {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(dir.path()).expect("open");
+    let coll = db.create_collection("bench", config()).expect("create");
+    let flushes_before = db.flush_count();
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    rt.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (coll, stop) = (coll.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        coll.insert_async(vec![record(i)]).await.expect("insert");
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || std::thread::sleep(duration))
+            .await
+            .expect("sleep");
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            h.await.expect("task");
+        }
+    });
+    Outcome {
+        commits: coll.count().expect("count") as u64,
+        flushes: db.flush_count() - flushes_before,
+        secs: start.elapsed().as_secs_f64(),
+    }
+}
+
+fn main() {
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let duration = Duration::from_secs_f64(secs);
+    let mut baseline = None;
+    let cases: Vec<(&str, usize)> = vec![
+        ("threads", 1),
+        ("threads", 2),
+        ("threads", 8),
+        ("threads", 64),
+        ("async_tasks", 64),
+    ];
+    for (kind, n) in cases {
+        let o = if kind == "threads" {
+            run_threads(n, duration)
+        } else {
+            run_async(n, duration)
+        };
+        let rate = o.commits as f64 / o.secs;
+        let base = *baseline.get_or_insert(rate);
+        println!(
+            "{{\"case\":\"{kind}\",\"writers\":{n},\"commits\":{},\"flushes\":{},\"secs\":{:.2},\"commits_per_s\":{:.0},\"commits_per_flush\":{:.1},\"vs_single\":{:.2}}}",
+            o.commits,
+            o.flushes,
+            o.secs,
+            rate,
+            o.commits as f64 / o.flushes.max(1) as f64,
+            rate / base
+        );
+    }
+}
