@@ -7,12 +7,15 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use hnsw_rs::prelude::{DistDot, DistL2, Distance};
 use quiverdb_index::kernels;
 
+/// Unit-length data (anndists' `DistDot` asserts `1 - dot >= 0`).
 fn data(dim: usize, seed: u32) -> Vec<f32> {
-    (0..dim)
+    let mut v: Vec<f32> = (0..dim)
         .map(|i| {
             ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0
         })
-        .collect()
+        .collect();
+    kernels::normalize(&mut v);
+    v
 }
 
 fn naive_l2(a: &[f32], b: &[f32]) -> f32 {

@@ -1,0 +1,220 @@
+//! The engine factory ([`new_index`], [`load_snapshot`]) and what every engine shares:
+//! input checks ([`prepare_vector`]) and a bounded best-k collector ([`TopK`]).
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::path::Path;
+use std::sync::Arc;
+
+use quiverdb_types::{Metric, RowId};
+
+use crate::flat::FlatIndex;
+use crate::hnsw::NativeHnsw;
+use crate::hnsw_rs_engine::HnswRsIndex;
+use crate::snapshot::{read_manifest, ManifestKind};
+use crate::{Engine, IndexConfig, IndexError, Neighbor, VectorIndex};
+
+/// Builds an empty index for `config` (validated first).
+pub fn new_index(config: &IndexConfig) -> Result<Arc<dyn VectorIndex>, IndexError> {
+    config.validate()?;
+    Ok(match config.engine {
+        Engine::Flat => Arc::new(FlatIndex::new(config)?),
+        Engine::Native => Arc::new(NativeHnsw::new(config)?),
+        Engine::HnswRs => Arc::new(HnswRsIndex::new(config)?),
+    })
+}
+
+/// A loaded index and the storage sequence number its snapshot covers.
+pub type LoadedIndex = (Arc<dyn VectorIndex>, u64);
+
+/// Loads the snapshot in `dir`, whichever engine wrote it, with the sequence number it
+/// covers.
+///
+/// `Ok(None)` when there is no snapshot (no directory or no manifest); `Err` when one is
+/// present but cannot be trusted — the caller then rebuilds from storage.
+pub fn load_snapshot(dir: &Path) -> Result<Option<LoadedIndex>, IndexError> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    match read_manifest(dir)? {
+        ManifestKind::Absent => Ok(None),
+        ManifestKind::HnswRs => {
+            let (idx, seq) = HnswRsIndex::load(dir)?;
+            Ok(Some((Arc::new(idx), seq)))
+        }
+        ManifestKind::Ours(m) => {
+            let data = m.read_data(dir)?;
+            let idx: Arc<dyn VectorIndex> = match m.engine {
+                Engine::Flat => Arc::new(FlatIndex::from_snapshot(&m.config, &data, dir)?),
+                Engine::Native => Arc::new(NativeHnsw::from_snapshot(&m.config, &data, dir)?),
+                Engine::HnswRs => {
+                    return Err(crate::snapshot::snapshot_error(
+                        dir,
+                        "hnsw_rs engine named in a flat/native manifest",
+                    ))
+                }
+            };
+            Ok(Some((idx, m.seq)))
+        }
+    }
+}
+
+/// Checks a vector against the index and normalizes it for cosine.
+pub(crate) fn prepare_vector<'a>(
+    dim: usize,
+    metric: Metric,
+    v: &'a [f32],
+) -> Result<Cow<'a, [f32]>, IndexError> {
+    if v.len() != dim {
+        return Err(IndexError::WrongDimension {
+            expected: dim,
+            got: v.len(),
+        });
+    }
+    if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(IndexError::NonFinite { index, value });
+    }
+    if metric == Metric::Cosine {
+        let mut owned = v.to_vec();
+        if !crate::kernels::normalize(&mut owned) {
+            return Err(IndexError::ZeroVector);
+        }
+        Ok(Cow::Owned(owned))
+    } else {
+        Ok(Cow::Borrowed(v))
+    }
+}
+
+/// A distance with a total order (NaN sorts last, never panics) and a tie-break.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scored<T> {
+    pub(crate) dist: f32,
+    pub(crate) item: T,
+}
+
+impl<T: Ord> PartialEq for Scored<T> {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl<T: Ord> Eq for Scored<T> {}
+impl<T: Ord> PartialOrd for Scored<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T: Ord> Ord for Scored<T> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.dist
+            .total_cmp(&o.dist)
+            .then_with(|| self.item.cmp(&o.item))
+    }
+}
+
+/// Keeps the `k` smallest `(distance, row)` pairs seen.
+#[derive(Debug)]
+pub(crate) struct TopK {
+    k: usize,
+    heap: BinaryHeap<Scored<RowId>>,
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 16)),
+        }
+    }
+    /// Whether a candidate at `dist` would enter (always, until full).
+    #[inline]
+    pub(crate) fn accepts(&self, dist: f32) -> bool {
+        self.heap.len() < self.k || self.heap.peek().is_some_and(|s| dist < s.dist)
+    }
+    #[inline]
+    pub(crate) fn push(&mut self, dist: f32, id: RowId) {
+        if self.k == 0 {
+            return;
+        }
+        let s = Scored { dist, item: id };
+        if self.heap.len() < self.k {
+            self.heap.push(s);
+        } else if let Some(mut top) = self.heap.peek_mut() {
+            if s < *top {
+                *top = s;
+            }
+        }
+    }
+    /// Best first.
+    pub(crate) fn into_sorted(self) -> Vec<Neighbor> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|s| Neighbor {
+                id: s.item,
+                distance: s.dist,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topk_keeps_the_smallest_best_first() {
+        let mut t = TopK::new(3);
+        for (d, i) in [
+            (5.0, 1),
+            (1.0, 2),
+            (f32::NAN, 9),
+            (3.0, 3),
+            (0.5, 4),
+            (9.0, 5),
+        ] {
+            t.push(d, RowId(i));
+        }
+        let ids: Vec<u64> = t.into_sorted().iter().map(|n| n.id.0).collect();
+        assert_eq!(ids, vec![4, 2, 3]);
+    }
+
+    #[test]
+    fn prepare_rejects_bad_vectors() {
+        assert!(matches!(
+            prepare_vector(3, Metric::L2, &[1.0, 2.0]),
+            Err(IndexError::WrongDimension {
+                expected: 3,
+                got: 2
+            })
+        ));
+        assert!(matches!(
+            prepare_vector(2, Metric::L2, &[1.0, f32::NAN]),
+            Err(IndexError::NonFinite { index: 1, .. })
+        ));
+        assert!(matches!(
+            prepare_vector(2, Metric::Cosine, &[0.0, 0.0]),
+            Err(IndexError::ZeroVector)
+        ));
+        let v = prepare_vector(2, Metric::Cosine, &[3.0, 4.0]).unwrap();
+        assert!((v[0] - 0.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn factory_validates_and_reports_no_snapshot() {
+        let mut c = IndexConfig::new(Engine::Flat, Metric::L2, 4);
+        assert_eq!(new_index(&c).unwrap().stats().engine, "flat");
+        c.engine = Engine::Native;
+        assert_eq!(new_index(&c).unwrap().stats().engine, "native-hnsw");
+        c.m = 1;
+        assert!(matches!(
+            new_index(&c),
+            Err(IndexError::InvalidParameter(_))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_snapshot(dir.path()).unwrap().is_none());
+        assert!(load_snapshot(&dir.path().join("missing"))
+            .unwrap()
+            .is_none());
+    }
+}

@@ -1,0 +1,112 @@
+//! Insertion: find neighbours layer by layer, keep them with the HNSW paper's heuristic,
+//! and link both ways (shrinking overfull lists with the same heuristic).
+
+use parking_lot::Mutex;
+
+use super::graph::Graph;
+use super::search::{greedy, search_layer, Scratch};
+use crate::engine::Scored;
+
+/// The paper's neighbour selection (Malkov & Yashunin, algorithm 4, as in hnswlib): walk
+/// the candidates closest first and keep one only if it is closer to the base than to every
+/// neighbour already kept. `cands` must be sorted closest first; the kept ones are left in
+/// `out`.
+pub(super) fn select_neighbors(g: &Graph, cands: &[Scored<u32>], max: usize, out: &mut Vec<u32>) {
+    out.clear();
+    if cands.len() <= max {
+        out.extend(cands.iter().map(|c| c.item));
+        return;
+    }
+    for c in cands {
+        if out.len() >= max {
+            break;
+        }
+        let cv = g.vector(c.item);
+        if out.iter().all(|&r| g.dist(cv, g.vector(r)) >= c.dist) {
+            out.push(c.item);
+        }
+    }
+}
+
+/// Links the already-pushed node `q` into the graph.
+///
+/// `entry_lock` is held for the whole insertion when `q` may become the new entry point
+/// (its level is above the current top, or the graph has no entry yet), as in hnswlib.
+pub(super) fn link(
+    g: &Graph,
+    q: u32,
+    ef_construction: usize,
+    entry_lock: &Mutex<()>,
+    s: &mut Scratch,
+) {
+    let level = g.levels[q as usize];
+    let mut _guard = None;
+    let needs_lock = g.entry().is_none_or(|(_, top)| level > top);
+    if needs_lock {
+        _guard = Some(entry_lock.lock());
+    }
+    let Some((ep, top)) = g.entry() else {
+        g.set_entry(q, level);
+        return;
+    };
+    let qv = g.vector(q);
+    let mut cur = Scored {
+        dist: g.dist(qv, g.vector(ep)),
+        item: ep,
+    };
+    for l in (level.saturating_add(1)..=top).rev() {
+        greedy(g, qv, &mut cur, l, s);
+    }
+    let mut chosen = Vec::with_capacity(g.m0);
+    let mut shrink = Vec::with_capacity(g.m0 + 1);
+    let mut current = Vec::with_capacity(g.m0);
+    for l in (0..=level.min(top)).rev() {
+        search_layer(g, qv, cur, ef_construction, l, s);
+        s.layer.retain(|c| c.item != q);
+        if let Some(&best) = s.layer.first() {
+            cur = best;
+        }
+        select_neighbors(g, &s.layer, g.m, &mut chosen);
+        {
+            let _l = g.link_locks[q as usize].lock();
+            g.write_links(q, l, &chosen);
+        }
+        for &n in &chosen {
+            add_reverse_link(g, n, q, l, &mut current, &mut shrink);
+        }
+    }
+    if level > top {
+        g.set_entry(q, level);
+    }
+}
+
+/// Adds `q` to the links of `n` at `level`, shrinking with the heuristic when full.
+fn add_reverse_link(
+    g: &Graph,
+    n: u32,
+    q: u32,
+    level: u8,
+    current: &mut Vec<u32>,
+    shrink: &mut Vec<Scored<u32>>,
+) {
+    let _l = g.link_locks[n as usize].lock();
+    g.read_links(n, level, current);
+    if current.contains(&q) {
+        return;
+    }
+    let cap = g.capacity(level);
+    if current.len() < cap {
+        current.push(q);
+        g.write_links(n, level, current);
+        return;
+    }
+    let nv = g.vector(n);
+    shrink.clear();
+    shrink.extend(current.iter().chain(std::iter::once(&q)).map(|&c| Scored {
+        dist: g.dist(nv, g.vector(c)),
+        item: c,
+    }));
+    shrink.sort_unstable();
+    select_neighbors(g, shrink, cap, current);
+    g.write_links(n, level, current);
+}

@@ -1,0 +1,313 @@
+//! [`NativeHnsw`]: QuiverDB's own HNSW (Malkov & Yashunin), laid out for the cache.
+//!
+//! * Memory: all vectors in one arena; level-0 links in fixed slots of `1 + 2M` words next
+//!   to each other; upper levels (about 1 node in `M`) in one small boxed slice per node.
+//!   Level 0 costs no allocation per node.
+//! * Build: levels drawn as `floor(-ln(u) / ln(M))` from a hash of `(seed, row id)`;
+//!   neighbours chosen with the paper's heuristic at insertion and when an overfull list
+//!   is shrunk; level-0 degree `2M`, upper `M`.
+//! * Search: greedy descent, then a beam of `max(ef, k)` at level 0 with a pooled,
+//!   generation-stamped visited set and prefetch of the next neighbour's vector.
+//! * Deletes are tombstones: still walked through, never returned. A filter works the same
+//!   way (the walk goes on through rejected nodes, only allowed live ones enter the result).
+//!   Work is bounded: if [`FILTER_BUDGET_PER_EF`]` * ef` nodes are evaluated before `ef`
+//!   admitted ones are found, the search answers by an exact scan of the admitted rows.
+//!
+//! # Concurrency
+//! `graph` is a `RwLock`: appending nodes takes it for writing (briefly: a copy of the
+//! vector); linking, searching and removing take it for reading. Links are atomics written
+//! under a per-node mutex, so a search may read a list while it is being rewritten (it then
+//! sees old and new links, all valid). `gate` is shared by inserts and exclusive for
+//! `save_snapshot`, so a snapshot never holds a half-linked node. No guard is held across a
+//! call into rayon: each parallel item takes its own read guard.
+//!
+//! # Determinism
+//! Levels depend only on the seed and the row id. Sequential inserts (or `insert_batch` on
+//! a one-thread pool) give the same graph, and so the same results, for the same input.
+
+mod build;
+mod graph;
+mod persist;
+mod search;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use parking_lot::{Mutex, RwLock};
+use quiverdb_types::{Metric, RowId};
+use rayon::prelude::*;
+
+use crate::engine::prepare_vector;
+use crate::{
+    kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
+};
+use graph::{level_for, Graph};
+use search::{Outcome, Scratch};
+
+/// Nodes evaluated per unit of `ef`, while the result list is not yet full, before a
+/// filtered (or tombstone-heavy) search gives up walking and scans exactly.
+pub const FILTER_BUDGET_PER_EF: usize = 24;
+/// The budget is never below this many nodes.
+const FILTER_BUDGET_MIN: usize = 1_500;
+
+/// The native HNSW engine.
+#[derive(Debug)]
+pub struct NativeHnsw {
+    config: IndexConfig,
+    graph: RwLock<Graph>,
+    entry_lock: Mutex<()>,
+    gate: RwLock<()>,
+    /// Nodes appended but not linked yet (a snapshot waits for zero).
+    pending: AtomicUsize,
+    scratch: Mutex<Vec<Scratch>>,
+}
+
+impl NativeHnsw {
+    /// An empty index (the config is validated).
+    pub fn new(config: &IndexConfig) -> Result<Self, IndexError> {
+        config.validate()?;
+        Ok(Self::with_graph(
+            config,
+            Graph::new(config.dim, config.metric, config.m, kernels::active()),
+        ))
+    }
+
+    fn with_graph(config: &IndexConfig, graph: Graph) -> Self {
+        NativeHnsw {
+            config: config.clone(),
+            graph: RwLock::new(graph),
+            entry_lock: Mutex::new(()),
+            gate: RwLock::new(()),
+            pending: AtomicUsize::new(0),
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The config it was built with.
+    pub fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    /// Verifies the graph's invariants (links in bounds, no self or dangling links, levels
+    /// consistent, entry point valid, id map consistent); `Err` names the first violation.
+    /// Meant for a quiescent index (tests, after loading a snapshot).
+    pub fn check_integrity(&self) -> Result<(), String> {
+        self.graph.read().check_integrity()
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.scratch.lock().pop().unwrap_or_default()
+    }
+
+    fn put_scratch(&self, s: Scratch) {
+        let mut pool = self.scratch.lock();
+        if pool.len() < 64 {
+            pool.push(s);
+        }
+    }
+
+    /// Appends nodes for already-prepared vectors (one write lock); returns their slots.
+    fn append(&self, items: &[(RowId, &[f32])]) -> Result<Vec<u32>, IndexError> {
+        let mut g = self.graph.write();
+        let mut seen = HashSet::with_capacity(items.len());
+        for (id, _) in items {
+            let live = g.slots.get(id).is_some_and(|&s| !g.is_deleted(s));
+            if live || !seen.insert(*id) {
+                return Err(IndexError::DuplicateRow(*id));
+            }
+        }
+        if g.len() + items.len() > u32::MAX as usize - 1 {
+            return Err(IndexError::InvalidParameter(
+                "native HNSW holds at most 2^32 - 2 nodes".into(),
+            ));
+        }
+        g.reserve(items.len());
+        self.pending.fetch_add(items.len(), Relaxed);
+        Ok(items
+            .iter()
+            .map(|(id, v)| {
+                let level = level_for(self.config.seed, *id, self.config.m);
+                g.push(*id, v, level)
+            })
+            .collect())
+    }
+
+    fn link_slot(&self, slot: u32, s: &mut Scratch) {
+        let _gate = self.gate.read();
+        let g = self.graph.read();
+        build::link(&g, slot, self.config.ef_construction, &self.entry_lock, s);
+        self.pending.fetch_sub(1, Relaxed);
+    }
+}
+
+impl VectorIndex for NativeHnsw {
+    fn dim(&self) -> usize {
+        self.config.dim
+    }
+
+    fn metric(&self) -> Metric {
+        self.config.metric
+    }
+
+    fn len(&self) -> usize {
+        self.graph.read().live()
+    }
+
+    fn insert(&self, id: RowId, vector: &[f32]) -> Result<(), IndexError> {
+        let v = prepare_vector(self.config.dim, self.config.metric, vector)?;
+        let slot = {
+            let _gate = self.gate.read();
+            self.append(&[(id, &v)])?[0]
+        };
+        let mut s = self.take_scratch();
+        self.link_slot(slot, &mut s);
+        self.put_scratch(s);
+        Ok(())
+    }
+
+    fn insert_batch(
+        &self,
+        items: &[(RowId, &[f32])],
+        pool: &rayon::ThreadPool,
+    ) -> Result<(), IndexError> {
+        let (dim, metric) = (self.config.dim, self.config.metric);
+        let prepared: Vec<(RowId, std::borrow::Cow<'_, [f32]>)> = pool.install(|| {
+            items
+                .par_iter()
+                .map(|(id, v)| prepare_vector(dim, metric, v).map(|v| (*id, v)))
+                .collect::<Result<_, _>>()
+        })?;
+        let refs: Vec<(RowId, &[f32])> = prepared.iter().map(|(id, v)| (*id, &v[..])).collect();
+        let slots = {
+            let _gate = self.gate.read();
+            self.append(&refs)?
+        };
+        drop(prepared);
+        pool.install(|| {
+            slots
+                .par_iter()
+                .for_each_init(|| self.take_scratch(), |s, &slot| self.link_slot(slot, s))
+        });
+        Ok(())
+    }
+
+    fn remove(&self, id: RowId) -> bool {
+        let g = self.graph.read();
+        let Some(&slot) = g.slots.get(&id) else {
+            return false;
+        };
+        let was_live = !g.deleted[slot as usize].swap(true, Relaxed);
+        if was_live {
+            g.n_deleted.fetch_add(1, Relaxed);
+        }
+        was_live
+    }
+
+    fn contains(&self, id: RowId) -> bool {
+        let g = self.graph.read();
+        g.slots.get(&id).is_some_and(|&s| !g.is_deleted(s))
+    }
+
+    fn vector(&self, id: RowId) -> Option<Vec<f32>> {
+        let g = self.graph.read();
+        let &s = g.slots.get(&id)?;
+        (!g.is_deleted(s)).then(|| g.vector(s).to_vec())
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        params: SearchParams,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        let q = prepare_vector(self.config.dim, self.config.metric, query)?;
+        if params.k == 0 {
+            return Ok(Vec::new());
+        }
+        let ef = params.ef.max(params.k);
+        let budget = (FILTER_BUDGET_PER_EF * ef).max(FILTER_BUDGET_MIN);
+        let mut s = self.take_scratch();
+        let mut out = Vec::with_capacity(params.k);
+        let g = self.graph.read();
+        let outcome = search::search_query(&g, &q, params.k, ef, budget, filter, &mut s, &mut out);
+        if outcome == Outcome::Exhausted {
+            out = search::exact_scan(&g, &q, params.k, filter);
+        }
+        drop(g);
+        self.put_scratch(s);
+        Ok(out)
+    }
+
+    fn search_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        ids: &[RowId],
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        let q = prepare_vector(self.config.dim, self.config.metric, query)?;
+        let g = self.graph.read();
+        let mut top = crate::engine::TopK::new(k);
+        let mut seen = HashSet::with_capacity(ids.len());
+        for id in ids {
+            if let Some(&s) = g.slots.get(id) {
+                if !g.is_deleted(s) && seen.insert(*id) {
+                    top.push(g.dist(&q, g.vector(s)), *id);
+                }
+            }
+        }
+        Ok(top.into_sorted())
+    }
+
+    fn stats(&self) -> IndexStats {
+        let g = self.graph.read();
+        IndexStats {
+            engine: "native-hnsw",
+            live: g.live(),
+            tombstones: g.len() - g.live(),
+            memory_bytes: g.memory_bytes(),
+        }
+    }
+
+    fn save_snapshot(&self, dir: &Path, seq: u64) -> Result<(), IndexError> {
+        // Wait until every appended node is linked; the gate keeps new ones out meanwhile.
+        let bytes = loop {
+            {
+                let _gate = self.gate.write();
+                if self.pending.load(Relaxed) == 0 {
+                    let g = self.graph.read();
+                    break persist::encode(&g);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        crate::snapshot::write_with_manifest(dir, "native-hnsw", &self.config, seq, &bytes)
+    }
+}
+
+impl NativeHnsw {
+    /// Loads a snapshot written by [`VectorIndex::save_snapshot`] of this engine; returns
+    /// it with the sequence number it covers. Anything untrustworthy is an
+    /// [`IndexError::Snapshot`].
+    pub fn load(dir: &Path) -> Result<(Self, u64), IndexError> {
+        let (m, data) = crate::snapshot::read_own(dir, crate::Engine::Native)?;
+        Ok((Self::from_snapshot(&m.config, &data, dir)?, m.seq))
+    }
+
+    pub(crate) fn from_snapshot(
+        config: &IndexConfig,
+        data: &[u8],
+        dir: &Path,
+    ) -> Result<Self, IndexError> {
+        config.validate()?;
+        let graph = persist::decode(config, data)
+            .map_err(|d| crate::snapshot::snapshot_error(dir, format!("native HNSW data: {d}")))?;
+        graph
+            .check_integrity()
+            .map_err(|d| crate::snapshot::snapshot_error(dir, format!("native HNSW graph: {d}")))?;
+        Ok(Self::with_graph(config, graph))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! Graph walks: the greedy descent, the beam search of one layer used while building, and
+//! the filtered level-0 search of a query.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use quiverdb_types::RowId;
+
+use super::graph::Graph;
+use crate::engine::{Scored, TopK};
+use crate::kernels;
+use crate::Neighbor;
+
+/// A visited set reset in O(1): a node is visited when its stamp equals the current
+/// generation.
+#[derive(Debug, Default)]
+pub(super) struct Visited {
+    stamps: Vec<u32>,
+    generation: u32,
+}
+
+impl Visited {
+    pub(super) fn reset(&mut self, n: usize) {
+        if self.stamps.len() < n {
+            self.stamps.resize(n.next_power_of_two(), 0);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamps.fill(0);
+            self.generation = 1;
+        }
+    }
+
+    /// Marks `i`; returns whether it was new.
+    #[inline]
+    pub(super) fn insert(&mut self, i: u32) -> bool {
+        match self.stamps.get_mut(i as usize) {
+            Some(s) if *s != self.generation => {
+                *s = self.generation;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Per-thread buffers, pooled by the index so a search allocates nothing once warm.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    pub(super) visited: Visited,
+    candidates: BinaryHeap<Reverse<Scored<u32>>>,
+    results: BinaryHeap<Scored<u32>>,
+    links: Vec<u32>,
+    fresh: Vec<u32>,
+    pub(super) layer: Vec<Scored<u32>>,
+}
+
+type Dist = Scored<u32>;
+
+fn prefetch_node(g: &Graph, slot: u32) {
+    let v = g.vector(slot);
+    // One hint per 64-byte line for the first 256 bytes; the hardware prefetcher follows
+    // the rest of a sequential row.
+    let mut i = 0;
+    while i < v.len().min(64) {
+        kernels::prefetch(&v[i..]);
+        i += 16;
+    }
+}
+
+/// Moves `cur` to the closest node reachable greedily at `level`.
+pub(super) fn greedy(g: &Graph, q: &[f32], cur: &mut Dist, level: u8, s: &mut Scratch) {
+    loop {
+        let mut changed = false;
+        g.read_links(cur.item, level, &mut s.links);
+        for &nb in &s.links {
+            let d = g.dist(q, g.vector(nb));
+            if d < cur.dist {
+                *cur = Scored { dist: d, item: nb };
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// Beam search of width `ef` at `level` from `ep`, over every node (tombstones included).
+/// Leaves the result, closest first, in `s.layer`.
+pub(super) fn search_layer(g: &Graph, q: &[f32], ep: Dist, ef: usize, level: u8, s: &mut Scratch) {
+    s.visited.reset(g.len());
+    s.candidates.clear();
+    s.results.clear();
+    s.visited.insert(ep.item);
+    s.candidates.push(Reverse(ep));
+    s.results.push(ep);
+    while let Some(Reverse(c)) = s.candidates.pop() {
+        let worst = s.results.peek().map_or(f32::INFINITY, |r| r.dist);
+        if c.dist > worst && s.results.len() >= ef {
+            break;
+        }
+        g.read_links(c.item, level, &mut s.links);
+        expand(s);
+        for i in 0..s.fresh.len() {
+            if let Some(&next) = s.fresh.get(i + 1) {
+                prefetch_node(g, next);
+            }
+            let nb = s.fresh[i];
+            let d = g.dist(q, g.vector(nb));
+            let worst = s.results.peek().map_or(f32::INFINITY, |r| r.dist);
+            if s.results.len() < ef || d < worst {
+                let e = Scored { dist: d, item: nb };
+                s.candidates.push(Reverse(e));
+                s.results.push(e);
+                if s.results.len() > ef {
+                    s.results.pop();
+                }
+            }
+        }
+    }
+    s.layer.clear();
+    s.layer.extend(s.results.drain());
+    s.layer.sort_unstable();
+}
+
+/// Keeps the not-yet-visited links of `s.links` in `s.fresh`, marking them visited.
+#[inline]
+fn expand(s: &mut Scratch) {
+    s.fresh.clear();
+    for &nb in &s.links {
+        if s.visited.insert(nb) {
+            s.fresh.push(nb);
+        }
+    }
+}
+
+/// How the query search ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Normal termination.
+    Done,
+    /// The work bound was hit before `ef` admitted nodes were found: the caller should
+    /// answer by an exact scan instead.
+    Exhausted,
+}
+
+/// The `k` best admitted nodes (live and accepted by `allow`) for a query, walking through
+/// tombstoned and filtered-out nodes. `budget` bounds how many nodes are evaluated while
+/// fewer than `ef` admitted ones have been found.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn search_query(
+    g: &Graph,
+    q: &[f32],
+    k: usize,
+    ef: usize,
+    budget: usize,
+    allow: Option<&(dyn Fn(RowId) -> bool + Sync)>,
+    s: &mut Scratch,
+    out: &mut Vec<Neighbor>,
+) -> Outcome {
+    out.clear();
+    let Some((ep, top)) = g.entry() else {
+        return Outcome::Done;
+    };
+    let mut cur = Scored {
+        dist: g.dist(q, g.vector(ep)),
+        item: ep,
+    };
+    for level in (1..=top).rev() {
+        greedy(g, q, &mut cur, level, s);
+    }
+    let admitted = |slot: u32| -> bool {
+        !g.is_deleted(slot) && allow.is_none_or(|f| f(g.ids[slot as usize]))
+    };
+    s.visited.reset(g.len());
+    s.candidates.clear();
+    s.results.clear();
+    s.visited.insert(cur.item);
+    s.candidates.push(Reverse(cur));
+    let mut bound = f32::INFINITY;
+    if admitted(cur.item) {
+        s.results.push(cur);
+        bound = cur.dist;
+    }
+    let mut evaluated = 0usize;
+    while let Some(Reverse(c)) = s.candidates.pop() {
+        if c.dist > bound && s.results.len() >= ef {
+            break;
+        }
+        g.read_links(c.item, 0, &mut s.links);
+        expand(s);
+        if s.results.len() < ef {
+            evaluated += s.fresh.len();
+            if evaluated > budget {
+                return Outcome::Exhausted;
+            }
+        }
+        for i in 0..s.fresh.len() {
+            if let Some(&next) = s.fresh.get(i + 1) {
+                prefetch_node(g, next);
+            }
+            let nb = s.fresh[i];
+            let d = g.dist(q, g.vector(nb));
+            if s.results.len() < ef || d < bound {
+                let e = Scored { dist: d, item: nb };
+                s.candidates.push(Reverse(e));
+                if admitted(nb) {
+                    s.results.push(e);
+                    if s.results.len() > ef {
+                        s.results.pop();
+                    }
+                    bound = s.results.peek().map_or(f32::INFINITY, |r| r.dist);
+                }
+            }
+        }
+    }
+    // Stale `bound` when results are not full is harmless: it only gates pushes once full.
+    s.layer.clear();
+    s.layer.extend(s.results.drain());
+    s.layer.sort_unstable();
+    out.extend(s.layer.iter().take(k).map(|e| Neighbor {
+        id: g.ids[e.item as usize],
+        distance: e.dist,
+    }));
+    Outcome::Done
+}
+
+/// Exact answer over every admitted node (the fallback for very selective filters).
+pub(super) fn exact_scan(
+    g: &Graph,
+    q: &[f32],
+    k: usize,
+    allow: Option<&(dyn Fn(RowId) -> bool + Sync)>,
+) -> Vec<Neighbor> {
+    let mut top = TopK::new(k);
+    for slot in 0..g.len() as u32 {
+        if g.is_deleted(slot) {
+            continue;
+        }
+        let id = g.ids[slot as usize];
+        if allow.is_none_or(|f| f(id)) {
+            let d = g.dist(q, g.vector(slot));
+            if top.accepts(d) {
+                top.push(d, id);
+            }
+        }
+    }
+    top.into_sorted()
+}

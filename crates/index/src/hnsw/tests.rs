@@ -1,0 +1,133 @@
+use super::*;
+use crate::Engine;
+
+fn cfg(metric: Metric, dim: usize) -> IndexConfig {
+    let mut c = IndexConfig::new(Engine::Native, metric, dim);
+    c.m = 8;
+    c.ef_construction = 64;
+    c
+}
+
+fn grid(n: u64) -> Vec<(RowId, Vec<f32>)> {
+    (0..n)
+        .map(|i| {
+            (
+                RowId(i),
+                vec![(i % 37) as f32, (i / 37) as f32, (i % 5) as f32],
+            )
+        })
+        .collect()
+}
+
+fn p(k: usize, ef: usize) -> SearchParams {
+    SearchParams { k, ef }
+}
+
+#[test]
+fn small_graph_finds_exact_neighbours() {
+    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    for (id, v) in grid(600) {
+        h.insert(id, &v).unwrap();
+    }
+    h.check_integrity().unwrap();
+    let hits = h.search(&[10.0, 3.0, 1.0], p(1, 32), None).unwrap();
+    assert_eq!(hits[0].distance, 0.0);
+    assert_eq!(hits[0].id, RowId(121));
+    assert!(matches!(
+        h.insert(RowId(5), &[0.0, 0.0, 0.0]),
+        Err(IndexError::DuplicateRow(_))
+    ));
+    assert!(matches!(
+        h.search(&[1.0], p(1, 8), None),
+        Err(IndexError::WrongDimension { .. })
+    ));
+}
+
+#[test]
+fn empty_index_and_k_zero() {
+    let h = NativeHnsw::new(&cfg(Metric::Ip, 2)).unwrap();
+    assert!(h.search(&[1.0, 0.0], p(5, 8), None).unwrap().is_empty());
+    h.insert(RowId(1), &[1.0, 0.0]).unwrap();
+    assert!(h.search(&[1.0, 0.0], p(0, 8), None).unwrap().is_empty());
+    assert_eq!(h.search(&[1.0, 0.0], p(3, 8), None).unwrap().len(), 1);
+    h.check_integrity().unwrap();
+}
+
+#[test]
+fn tombstones_are_walked_not_returned_and_ids_can_return() {
+    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    for (id, v) in grid(300) {
+        h.insert(id, &v).unwrap();
+    }
+    for i in (0..300).step_by(2) {
+        assert!(h.remove(RowId(i)));
+    }
+    assert!(!h.remove(RowId(0)));
+    assert!(!h.contains(RowId(0)) && h.contains(RowId(1)));
+    assert_eq!(h.len(), 150);
+    let hits = h.search(&[0.0, 0.0, 0.0], p(10, 32), None).unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|n| n.id.0 % 2 == 1));
+    // A removed row id may be inserted again (a new node).
+    h.insert(RowId(0), &[0.0, 0.0, 0.0]).unwrap();
+    assert_eq!(
+        h.search(&[0.0, 0.0, 0.0], p(1, 32), None).unwrap()[0].id,
+        RowId(0)
+    );
+    assert_eq!(h.stats().tombstones, 150);
+    h.check_integrity().unwrap();
+}
+
+#[test]
+fn selective_filter_falls_back_to_exact() {
+    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    for (id, v) in grid(3000) {
+        h.insert(id, &v).unwrap();
+    }
+    let allow = |id: RowId| id.0 % 1000 == 7;
+    let hits = h.search(&[0.0, 0.0, 0.0], p(10, 16), Some(&allow)).unwrap();
+    assert_eq!(
+        hits.iter().map(|n| n.id.0).collect::<Vec<_>>(),
+        vec![7, 1007, 2007]
+    );
+}
+
+#[test]
+fn batch_insert_rejects_duplicates_before_touching_the_graph() {
+    let h = NativeHnsw::new(&cfg(Metric::Cosine, 3)).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let data = grid(500);
+    let mut items: Vec<(RowId, &[f32])> = data.iter().map(|(i, v)| (*i, &v[..])).collect();
+    // Row 0 is the zero vector: cosine rejects it.
+    assert!(matches!(
+        h.insert_batch(&items, &pool),
+        Err(IndexError::ZeroVector)
+    ));
+    items.remove(0);
+    items.push((RowId(3), &data[3].1[..]));
+    assert!(matches!(
+        h.insert_batch(&items, &pool),
+        Err(IndexError::DuplicateRow(_))
+    ));
+    assert_eq!(h.len(), 0);
+    items.pop();
+    h.insert_batch(&items, &pool).unwrap();
+    assert_eq!(h.len(), 499);
+    h.check_integrity().unwrap();
+}
+
+#[test]
+fn corrupted_graph_fails_integrity() {
+    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    for (id, v) in grid(100) {
+        h.insert(id, &v).unwrap();
+    }
+    {
+        let g = h.graph.read();
+        g.write_links(3, 0, &[3]);
+    }
+    assert!(h.check_integrity().unwrap_err().contains("itself"));
+}

@@ -1,0 +1,27 @@
+//! Snapshots of the flat and native engines: a manifest plus one data file per engine.
+//!
+//! ```text
+//! DIR/MANIFEST                 "QVIDXMF1", format u32, body length u64, body, checksum u64
+//!                              body = bincode(Manifest): engine, config, seq, files
+//! DIR/<engine>-<seq>.bin       the engine's data file (little-endian, see its module)
+//! ```
+//!
+//! Writing: the data file first (temp file, fsync, rename, fsync dir), then the manifest
+//! the same way, then older data files of ours are removed. A crash at any point leaves the
+//! previous manifest pointing at a complete previous data file, or the new pair.
+//!
+//! Reading trusts nothing: magic, format version, lengths and checksums are checked before
+//! any byte is interpreted, every read is bounds-checked, and the rebuilt engine must pass
+//! its `check_integrity`. Anything wrong is an [`IndexError::Snapshot`], never a panic.
+//!
+//! The hnsw_rs engine writes its own manifest under the same name `MANIFEST` (magic
+//! `QVHNSWM1`); [`crate::load_snapshot`] tells the two apart by the magic.
+
+mod codec;
+mod manifest;
+
+pub use codec::checksum;
+pub(crate) use codec::{Reader, Writer};
+pub(crate) use manifest::{
+    read_manifest, read_own, snapshot_error, write_with_manifest, ManifestKind,
+};
