@@ -249,7 +249,7 @@ mod planner_branches {
         let idx = hnsw(&vs);
         let allow: AllowSet = (0..3_000u64).filter(|i| i % 2 == 0).map(RowId).collect();
         assert_eq!(
-            planner::choose(1_000_000, Some(500_000)),
+            planner::choose(1_000_000, Some(100_000)),
             Strategy::Filtered
         );
         let mut hit = 0;
@@ -269,6 +269,35 @@ mod planner_branches {
             "filtered recall {}",
             hit as f64 / 300.0
         );
+    }
+
+    #[test]
+    fn a_broad_filter_post_filters_an_over_fetched_search() {
+        let vs = vectors(3_000, 7);
+        let idx = hnsw(&vs);
+        let allow: AllowSet = (0..3_000u64).filter(|i| i % 3 != 0).map(RowId).collect();
+        assert_eq!(
+            planner::choose(1_000_000, Some(600_000)),
+            Strategy::PostFilter
+        );
+        let mut hit = 0;
+        for q in vs.iter().take(30) {
+            let got = planner::search_with(&idx, q, P, Some(&allow), Strategy::PostFilter).unwrap();
+            assert_eq!(got.len(), 10);
+            assert!(got.iter().all(|n| allow.contains(n.id)));
+            let truth: HashSet<RowId> = exact(&vs, q, 10, &allow).into_iter().collect();
+            hit += got.iter().filter(|n| truth.contains(&n.id)).count();
+        }
+        assert!(
+            hit as f64 / 300.0 >= 0.9,
+            "post-filter recall {}",
+            hit as f64 / 300.0
+        );
+        // Too few allowed rows among the over-fetched hits: falls through to the filtered
+        // path and its exact fallback, still the true answer.
+        let few: AllowSet = [RowId(5), RowId(500), RowId(2_999)].into_iter().collect();
+        let got = planner::search_with(&idx, &vs[0], P, Some(&few), Strategy::PostFilter).unwrap();
+        assert_eq!(ids(&got), exact(&vs, &vs[0], 10, &few));
     }
 
     /// Forwards to a real index but lets the filtered graph search come back short, as

@@ -10,7 +10,9 @@
 //!   [`row_id`] only.
 //! * Deletes: hnsw_rs cannot remove, so a removed row is a tombstone in our [`arena`] and
 //!   is rejected inside the graph walk by the `FilterT` hook, together with the caller's
-//!   filter. An update is a remove plus an insert under a fresh row id. Once tombstones
+//!   filter. (Without a caller filter and with at least half the nodes live, a search
+//!   over-fetches unfiltered and drops tombstones instead, falling back to the hook when
+//!   that comes back short: hnsw_rs's filtered walk has no early exit and costs 2-3x.) An update is a remove plus an insert under a fresh row id. Once tombstones
 //!   pass [`COMPACT_FRACTION`] of the graph, [`HnswRsIndex::compact`] rebuilds the graph from
 //!   the live rows (triggered by `insert_batch` on its pool, or called by the owner) while
 //!   searches go on against the old graph; the new one is swapped in atomically.
@@ -46,6 +48,9 @@ pub(crate) use arena::RowIdHasher;
 /// Fraction of tombstoned graph nodes past which the graph is rebuilt (see the crate's
 /// `docs/BENCHMARKS.md` `## ANN` for the measurement behind it).
 pub const COMPACT_FRACTION: f64 = 0.3;
+/// With at least this fraction of live nodes (and no caller filter) a search over-fetches
+/// unfiltered and drops tombstones instead of using hnsw_rs's (slower) filter hook.
+const OVERFETCH_MIN_LIVE: f64 = 0.5;
 /// Below this many graph nodes compaction is not worth it.
 const COMPACT_MIN_NODES: usize = 1_000;
 /// hnsw_rs's layer cap.
@@ -424,17 +429,36 @@ impl VectorIndex for HnswRsIndex {
         let ef = params.ef.max(params.k);
         let generation = self.generation();
         let rows = generation.rows.read();
-        let found = if rows.tombstones() == 0 && filter.is_none() {
-            generation.hnsw.search_filter(&q, params.k, ef, None)
+        let (k, dead) = (params.k, rows.tombstones());
+        let found = if dead == 0 && filter.is_none() {
+            generation.hnsw.search_filter(&q, k, ef, None)
         } else {
-            let dead = rows.tombstones() > 0;
-            let accept = |d: &usize| {
-                let id = row_id(*d);
-                (!dead || rows.is_live(id)) && filter.is_none_or(|f| f(id))
-            };
-            generation
-                .hnsw
-                .search_filter(&q, params.k, ef, Some(&accept as &dyn FilterT))
+            // hnsw_rs never stops a filtered walk early (the walk only ends when the
+            // candidate heap runs dry), so a tombstone-only filter costs ~2-3x. With few
+            // tombstones and no caller filter, over-fetch unfiltered instead and drop the
+            // dead rows; fall back to the filter hook if that comes back short.
+            let live_frac = rows.live_count() as f64 / rows.total().max(1) as f64;
+            let mut found = Vec::new();
+            let mut complete = false;
+            if filter.is_none() && live_frac >= OVERFETCH_MIN_LIVE {
+                let k_fetch = ((k as f64 / live_frac) * 1.2).ceil() as usize + 2;
+                let ef_fetch = ((ef as f64 / live_frac).ceil() as usize).max(k_fetch);
+                found = generation.hnsw.search_filter(&q, k_fetch, ef_fetch, None);
+                found.retain(|n| rows.is_live(row_id(n.d_id)));
+                complete = found.len() >= k.min(rows.live_count());
+                found.truncate(k);
+            }
+            if complete {
+                found
+            } else {
+                let accept = |d: &usize| {
+                    let id = row_id(*d);
+                    (dead == 0 || rows.is_live(id)) && filter.is_none_or(|f| f(id))
+                };
+                generation
+                    .hnsw
+                    .search_filter(&q, k, ef, Some(&accept as &dyn FilterT))
+            }
         };
         drop(rows);
         Ok(found
