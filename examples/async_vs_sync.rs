@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use quiverdb::types::{Metadata, Value};
-use quiverdb::{Document, HashingEmbeddings, MmrOptions, Pk, QueryOptions, SearchOptions, VectorStore};
+use quiverdb::{
+    Document, HashingEmbeddings, MmrOptions, Pk, QueryOptions, SearchOptions, VectorStore,
+};
 use rand::{Rng, SeedableRng};
 
 const COLLECTION: &str = "langchain_perf_test";
@@ -51,7 +53,13 @@ fn parse_args() -> Args {
                     .and_then(|v| v.replace('_', "").parse().ok())
                     .unwrap_or_else(|| usage("--docs takes a number"))
             }
-            "--path" => args.path = Some(it.next().unwrap_or_else(|| usage("--path takes a directory")).into()),
+            "--path" => {
+                args.path = Some(
+                    it.next()
+                        .unwrap_or_else(|| usage("--path takes a directory"))
+                        .into(),
+                )
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -72,7 +80,10 @@ fn make_docs(n: usize, start: usize, prefix: &str) -> Vec<Document> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(42 * 1_000_003 + start as u64);
     (start..start + n)
         .map(|i| {
-            let content = format!("{prefix} {i} with some random content: {}", rng.gen::<f64>());
+            let content = format!(
+                "{prefix} {i} with some random content: {}",
+                rng.gen::<f64>()
+            );
             let mut m = Metadata::new();
             m.insert("id".into(), Value::from(format!("doc_{i}")));
             m.insert("score".into(), Value::Float(rng.gen::<f64>()));
@@ -130,7 +141,10 @@ async fn main() {
     };
     let path = root.join("perf.quiver");
     let mut report = Report { rows: Vec::new() };
-    println!("QuiverDB async vs sync — durable writes, {} docs for searches, 384-d hashing embeddings\n", args.docs);
+    println!(
+        "QuiverDB async vs sync — durable writes, {} docs for searches, 384-d hashing embeddings\n",
+        args.docs
+    );
 
     // ---- adds, one document per call -----------------------------------------------
     for n in [10usize, 100] {
@@ -155,7 +169,9 @@ async fn main() {
         let store = new_store(&path);
         let t = Instant::now();
         for d in &docs {
-            store.add_documents(vec![d.clone()], None).expect("add_documents");
+            store
+                .add_documents(vec![d.clone()], None)
+                .expect("add_documents");
         }
         let s = secs(t);
         assert_eq!(store.count().unwrap(), n);
@@ -166,7 +182,11 @@ async fn main() {
     // ---- searches over the populated collection --------------------------------------
     let t = Instant::now();
     let (store, pks) = populate(&path, args.docs).await;
-    println!("\nPopulated {} documents in {:.3} seconds", args.docs, secs(t));
+    println!(
+        "\nPopulated {} documents in {:.3} seconds",
+        args.docs,
+        secs(t)
+    );
     for n in [10usize, 100] {
         let t = Instant::now();
         let tasks: Vec<_> = (0..n)
@@ -179,7 +199,10 @@ async fn main() {
             })
             .collect();
         for t in tasks {
-            assert_eq!(t.await.expect("task").expect("asimilarity_search").len(), 3.min(args.docs));
+            assert_eq!(
+                t.await.expect("task").expect("asimilarity_search").len(),
+                3.min(args.docs)
+            );
         }
         let a = secs(t);
         println!("Async search for {n} queries took {a:.4} seconds");
@@ -218,7 +241,9 @@ async fn main() {
         })
         .collect();
     for t in tasks {
-        t.await.expect("task").expect("amax_marginal_relevance_search");
+        t.await
+            .expect("task")
+            .expect("amax_marginal_relevance_search");
     }
     let a = secs(t);
     println!("MMR search for 100 queries took {s:.4} s sync, {a:.4} s async");
@@ -227,7 +252,9 @@ async fn main() {
     let q = QueryOptions::default();
     let t = Instant::now();
     for _ in 0..100 {
-        let r = store.search_by_metadata("category == 'cat_1'", &q).expect("search_by_metadata");
+        let r = store
+            .search_by_metadata("category == 'cat_1'", &q)
+            .expect("search_by_metadata");
         assert_eq!(r.len(), 10.min(args.docs / 5));
     }
     let s = secs(t);
@@ -267,12 +294,18 @@ async fn main() {
     let up = 100.min(pks.len() / 2);
     let t = Instant::now();
     store
-        .upsert(Some(pks[..up].to_vec()), make_docs(up, 0, "This is UPDATED document"))
+        .upsert(
+            Some(pks[..up].to_vec()),
+            make_docs(up, 0, "This is UPDATED document"),
+        )
         .expect("upsert");
     let s = secs(t);
     let t = Instant::now();
     store
-        .aupsert(Some(pks[up..2 * up].to_vec()), make_docs(up, up, "This is UPDATED2 document"))
+        .aupsert(
+            Some(pks[up..2 * up].to_vec()),
+            make_docs(up, up, "This is UPDATED2 document"),
+        )
         .await
         .expect("aupsert");
     let a = secs(t);
@@ -290,7 +323,9 @@ async fn main() {
         let tasks: Vec<_> = (0..n)
             .map(|i| {
                 let s = store.clone();
-                tokio::spawn(async move { s.adelete(None, Some(&format!("id == 'doc_{i}'"))).await })
+                tokio::spawn(
+                    async move { s.adelete(None, Some(&format!("id == 'doc_{i}'"))).await },
+                )
             })
             .collect();
         for t in tasks {
@@ -303,7 +338,12 @@ async fn main() {
         let (store, _) = populate(&path, 1000).await;
         let t = Instant::now();
         for i in 0..n {
-            assert_eq!(store.delete(None, Some(&format!("id == 'doc_{i}'"))).expect("delete"), 1);
+            assert_eq!(
+                store
+                    .delete(None, Some(&format!("id == 'doc_{i}'")))
+                    .expect("delete"),
+                1
+            );
         }
         let s = secs(t);
         assert_eq!(store.count().unwrap(), 1000 - n);

@@ -33,8 +33,13 @@ fn open(dir: &std::path::Path) -> VectorStore {
 /// One batch, as the child reports it: `BEGIN`/`ACK` followed by the operation.
 #[derive(Debug, Clone, PartialEq)]
 enum Op {
-    Put { upsert: bool, items: Vec<(String, String)> },
-    Delete { ids: Vec<String> },
+    Put {
+        upsert: bool,
+        items: Vec<(String, String)>,
+    },
+    Delete {
+        ids: Vec<String>,
+    },
 }
 
 impl Op {
@@ -42,7 +47,11 @@ impl Op {
         match self {
             Op::Put { upsert, items } => {
                 let body: Vec<String> = items.iter().map(|(k, t)| format!("{k}={t}")).collect();
-                format!("{} {}", if *upsert { "upsert" } else { "add" }, body.join(";"))
+                format!(
+                    "{} {}",
+                    if *upsert { "upsert" } else { "add" },
+                    body.join(";")
+                )
             }
             Op::Delete { ids } => format!("delete {}", ids.join(";")),
         }
@@ -89,7 +98,10 @@ fn crash_child_writer() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return; // not spawned by the parent: nothing to do
     };
-    let seed: u64 = std::env::var("QUIVERDB_CRASH_SEED").unwrap().parse().unwrap();
+    let seed: u64 = std::env::var("QUIVERDB_CRASH_SEED")
+        .unwrap()
+        .parse()
+        .unwrap();
     let store = open(std::path::Path::new(&dir));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -108,7 +120,11 @@ fn crash_child_writer() {
     let mut version = 0u64;
     loop {
         version += 1;
-        let choice = if live.len() < 3 { 0 } else { rng.gen_range(0..10) };
+        let choice = if live.len() < 3 {
+            0
+        } else {
+            rng.gen_range(0..10)
+        };
         let op = match choice {
             0..=4 => {
                 let n = rng.gen_range(1..=5);
@@ -118,7 +134,10 @@ fn crash_child_writer() {
                         (format!("k{next}"), format!("text {next} v{version}"))
                     })
                     .collect();
-                Op::Put { upsert: false, items }
+                Op::Put {
+                    upsert: false,
+                    items,
+                }
             }
             5..=7 => {
                 let n = rng.gen_range(1..=3).min(live.len());
@@ -131,17 +150,22 @@ fn crash_child_writer() {
                     .collect();
                 items.sort();
                 items.dedup_by(|a, b| a.0 == b.0);
-                Op::Put { upsert: true, items }
+                Op::Put {
+                    upsert: true,
+                    items,
+                }
             }
             _ => {
                 let n = rng.gen_range(1..=2).min(live.len());
-                let mut ids: Vec<String> = (0..n).map(|_| live[rng.gen_range(0..live.len())].clone()).collect();
+                let mut ids: Vec<String> = (0..n)
+                    .map(|_| live[rng.gen_range(0..live.len())].clone())
+                    .collect();
                 ids.sort();
                 ids.dedup();
                 Op::Delete { ids }
             }
         };
-        println!("BEGIN {}", op.encode());
+        println!("@@BEGIN {}", op.encode());
         let use_async = rng.gen_bool(0.5);
         match &op {
             Op::Put { upsert, items } => {
@@ -155,7 +179,8 @@ fn crash_child_writer() {
                         store.upsert(Some(ids), docs).unwrap();
                     }
                 } else if use_async {
-                    rt.block_on(store.aadd_texts(texts, None, Some(ids))).unwrap();
+                    rt.block_on(store.aadd_texts(texts, None, Some(ids)))
+                        .unwrap();
                 } else {
                     store.add_texts(texts, None, Some(ids)).unwrap();
                 }
@@ -169,9 +194,12 @@ fn crash_child_writer() {
                 }
             }
         }
-        println!("ACK {}", op.encode());
+        println!("@@ACK {}", op.encode());
         match &op {
-            Op::Put { upsert: false, items } => live.extend(items.iter().map(|(k, _)| k.clone())),
+            Op::Put {
+                upsert: false,
+                items,
+            } => live.extend(items.iter().map(|(k, _)| k.clone())),
             Op::Delete { ids } => live.retain(|k| !ids.contains(k)),
             _ => {}
         }
@@ -189,9 +217,16 @@ fn killed_writer_loses_nothing_acknowledged() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut model: BTreeMap<String, String> = BTreeMap::new();
     let mut total_acks = 0usize;
+    let mut in_flight_at_kill = 0usize;
+    let mut in_flight_applied = 0usize;
     for round in 0..rounds {
         let mut child = Command::new(&exe)
-            .args(["crash_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child_writer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env("QUIVERDB_CRASH_SEED", (round + 1).to_string())
             .stdout(Stdio::piped())
@@ -233,12 +268,20 @@ fn killed_writer_loses_nothing_acknowledged() {
 
         // Acknowledged batches must all be there; the one in flight, all or nothing.
         let mut in_flight: Option<Op> = None;
-        for l in &lines {
+        // libtest may print its own text before ours on a line: look for the marker.
+        for l in lines
+            .iter()
+            .filter_map(|l| l.find("@@").map(|i| &l[i + 2..]))
+        {
             if let Some(op) = l.strip_prefix("BEGIN ") {
                 in_flight = Some(Op::decode(op));
             } else if let Some(op) = l.strip_prefix("ACK ") {
                 let op = Op::decode(op);
-                assert_eq!(in_flight.take().as_ref(), Some(&op), "round {round}: ack without begin");
+                assert_eq!(
+                    in_flight.take().as_ref(),
+                    Some(&op),
+                    "round {round}: ack without begin"
+                );
                 op.apply(&mut model);
                 total_acks += 1;
             }
@@ -250,10 +293,16 @@ fn killed_writer_loses_nothing_acknowledged() {
             .into_iter()
             .map(|d| (d.id.unwrap(), d.page_content))
             .collect();
+        in_flight_at_kill += usize::from(in_flight.is_some());
         if stored != model {
-            let op = in_flight.unwrap_or_else(|| panic!("round {round}: store differs from acknowledged model"));
+            let op = in_flight
+                .unwrap_or_else(|| panic!("round {round}: store differs from acknowledged model"));
+            in_flight_applied += 1;
             op.apply(&mut model);
-            assert_eq!(stored, model, "round {round}: in-flight batch {op:?} half applied");
+            assert_eq!(
+                stored, model,
+                "round {round}: in-flight batch {op:?} half applied"
+            );
         }
         // Every live record is found by a search for its own vector.
         let emb = HashingEmbeddings::new(DIM);
@@ -268,5 +317,13 @@ fn killed_writer_loses_nothing_acknowledged() {
         }
         store.close().unwrap();
     }
-    assert!(total_acks > rounds, "the child acknowledged too little to test anything");
+    eprintln!(
+        "crash test: {rounds} rounds, {total_acks} acknowledged batches, {in_flight_at_kill} kills mid-batch \
+         ({in_flight_applied} of those batches had committed), {} live records at the end",
+        model.len()
+    );
+    assert!(
+        total_acks > rounds,
+        "the child acknowledged too little to test anything"
+    );
 }

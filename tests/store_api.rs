@@ -2,21 +2,27 @@
 
 use quiverdb::types::{Metadata, Value};
 use quiverdb::{
-    Document, Error, HashingEmbeddings, Metric, MmrOptions, Pk, QueryOptions, SearchOptions, VectorStore,
+    Document, Error, HashingEmbeddings, Metric, MmrOptions, Pk, QueryOptions, SearchOptions,
+    VectorStore,
 };
 
 fn meta(pairs: &[(&str, Value)]) -> Metadata {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn docs(n: usize) -> Vec<Document> {
     (0..n)
         .map(|i| {
-            Document::new(format!("document number {i} about topic {}", i % 3)).with_metadata(meta(&[
-                ("id", Value::from(format!("doc_{i}"))),
-                ("n", Value::Int(i as i64)),
-                ("category", Value::from(format!("cat_{}", i % 3))),
-            ]))
+            Document::new(format!("document number {i} about topic {}", i % 3)).with_metadata(meta(
+                &[
+                    ("id", Value::from(format!("doc_{i}"))),
+                    ("n", Value::Int(i as i64)),
+                    ("category", Value::from(format!("cat_{}", i % 3))),
+                ],
+            ))
         })
         .collect()
 }
@@ -38,7 +44,10 @@ fn add_search_and_scores_follow_the_metric() {
             .unwrap();
         let ids = s.add_documents(docs(30), None).unwrap();
         assert_eq!(ids.len(), 30);
-        assert!(ids.iter().all(|p| matches!(p, Pk::Int(_))), "no ids given → auto ids");
+        assert!(
+            ids.iter().all(|p| matches!(p, Pk::Int(_))),
+            "no ids given → auto ids"
+        );
         let hits = s
             .similarity_search_with_score("document number 7 about topic 1", &SearchOptions::k(3))
             .unwrap();
@@ -51,15 +60,26 @@ fn add_search_and_scores_follow_the_metric() {
             _ => assert!((hits[0].1 - 1.0).abs() < 1e-4 && hits[1].1 <= hits[0].1),
         }
         let rel = s
-            .similarity_search_with_relevance_scores("document number 7 about topic 1", &SearchOptions::k(1))
+            .similarity_search_with_relevance_scores(
+                "document number 7 about topic 1",
+                &SearchOptions::k(1),
+            )
             .unwrap();
-        assert!((rel[0].1 - 1.0).abs() < 1e-4, "relevance of an exact hit is 1");
+        assert!(
+            (rel[0].1 - 1.0).abs() < 1e-4,
+            "relevance of an exact hit is 1"
+        );
         // Documents carry their pk in id and metadata["pk"].
         let d = &hits[0].0;
-        assert_eq!(d.id.as_deref(), Some(d.metadata["pk"].clone()).and_then(|v| match v {
-            Value::Int(i) => Some(i.to_string()),
-            _ => None,
-        }).as_deref());
+        assert_eq!(
+            d.id.as_deref(),
+            Some(d.metadata["pk"].clone())
+                .and_then(|v| match v {
+                    Value::Int(i) => Some(i.to_string()),
+                    _ => None,
+                })
+                .as_deref()
+        );
     }
 }
 
@@ -68,19 +88,29 @@ fn filters_narrow_searches_and_bad_filters_are_typed_errors() {
     let s = store();
     s.add_documents(docs(60), None).unwrap();
     let hits = s
-        .similarity_search("document number", &SearchOptions::k(50).filter("category == 'cat_2' and n < 30"))
+        .similarity_search(
+            "document number",
+            &SearchOptions::k(50).filter("category == 'cat_2' and n < 30"),
+        )
         .unwrap();
     assert_eq!(hits.len(), 10);
-    assert!(hits.iter().all(|d| d.metadata["category"] == Value::from("cat_2")));
+    assert!(hits
+        .iter()
+        .all(|d| d.metadata["category"] == Value::from("cat_2")));
     let templated = s
         .similarity_search(
             "document",
-            &SearchOptions::k(50).filter("n in {ns}").param("ns", vec![1i64, 2, 3]),
+            &SearchOptions::k(50)
+                .filter("n in {ns}")
+                .param("ns", vec![1i64, 2, 3]),
         )
         .unwrap();
     assert_eq!(templated.len(), 3);
     let err = s
-        .similarity_search("x", &SearchOptions::k(3).filter("category == 'a' And n > 1"))
+        .similarity_search(
+            "x",
+            &SearchOptions::k(3).filter("category == 'a' And n > 1"),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Filter { .. }), "{err}");
     assert!(err.to_string().contains("And"), "{err}");
@@ -97,7 +127,10 @@ fn bad_input_gets_typed_errors_and_changes_nothing() {
     ));
     assert!(matches!(
         s.similarity_search_by_vector(&[0.0; 3], &SearchOptions::k(1)),
-        Err(Error::WrongDimension { expected: 64, got: 3 })
+        Err(Error::WrongDimension {
+            expected: 64,
+            got: 3
+        })
     ));
     let mut nan = vec![0.1; 64];
     nan[5] = f32::NAN;
@@ -110,24 +143,49 @@ fn bad_input_gets_typed_errors_and_changes_nothing() {
         Err(Error::NonFiniteVector { .. })
     ));
     assert!(matches!(
-        s.add_embeddings(vec!["a".into(), "b".into()], vec![vec![0.1; 64]], None, None),
-        Err(Error::LengthMismatch { what: "embeddings", .. })
+        s.add_embeddings(
+            vec!["a".into(), "b".into()],
+            vec![vec![0.1; 64]],
+            None,
+            None
+        ),
+        Err(Error::LengthMismatch {
+            what: "embeddings",
+            ..
+        })
     ));
     assert!(matches!(
         s.add_texts(["a"], None, Some(vec![Pk::from("x")])),
         Err(Error::InvalidArgument(_))
     ));
-    assert!(matches!(s.delete(None, None), Err(Error::InvalidArgument(_))));
-    assert!(matches!(s.delete(None, Some("  ")), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        s.delete(None, None),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        s.delete(None, Some("  ")),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(matches!(
         s.delete(Some(vec![Pk::Int(1)]), Some("n > 1")),
         Err(Error::InvalidArgument(_))
     ));
-    assert!(matches!(s.delete(None, Some("n >")), Err(Error::Filter { .. })));
-    assert!(matches!(s.upsert(None, docs(1)), Err(Error::MissingIds { .. })));
+    assert!(matches!(
+        s.delete(None, Some("n >")),
+        Err(Error::Filter { .. })
+    ));
+    assert!(matches!(
+        s.upsert(None, docs(1)),
+        Err(Error::MissingIds { .. })
+    ));
     assert_eq!(s.count().unwrap(), before);
     // Huge k returns everything there is.
-    assert_eq!(s.similarity_search("x", &SearchOptions::k(usize::MAX)).unwrap().len(), before);
+    assert_eq!(
+        s.similarity_search("x", &SearchOptions::k(usize::MAX))
+            .unwrap()
+            .len(),
+        before
+    );
 }
 
 #[test]
@@ -145,18 +203,44 @@ fn caller_ids_upsert_delete_and_lookups() {
     ));
     let updated = vec![Document::new("replaced text").with_id("k3")];
     s.upsert(None, updated).unwrap();
-    let got = s.get_by_ids(&[Pk::from("k3"), Pk::from("nope"), Pk::from("k4")]).unwrap();
+    let got = s
+        .get_by_ids(&[Pk::from("k3"), Pk::from("nope"), Pk::from("k4")])
+        .unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].page_content, "replaced text");
-    assert!(got[0].metadata.get("category").is_none(), "upsert replaces the whole record");
+    assert!(
+        got[0].metadata.get("category").is_none(),
+        "upsert replaces the whole record"
+    );
     assert_eq!(s.count().unwrap(), 10);
-    assert_eq!(s.delete(Some(vec![Pk::from("k1"), Pk::from("k2"), Pk::from("zz")]), None).unwrap(), 2);
+    assert_eq!(
+        s.delete(
+            Some(vec![Pk::from("k1"), Pk::from("k2"), Pk::from("zz")]),
+            None
+        )
+        .unwrap(),
+        2
+    );
     assert_eq!(s.delete(None, Some("category == 'cat_0'")).unwrap(), 3); // k0, k6, k9
     assert_eq!(s.count().unwrap(), 5);
     let pks = s.get_pks("n >= 0").unwrap();
-    assert_eq!(pks, vec![Pk::from("k4"), Pk::from("k5"), Pk::from("k7"), Pk::from("k8")]);
+    assert_eq!(
+        pks,
+        vec![
+            Pk::from("k4"),
+            Pk::from("k5"),
+            Pk::from("k7"),
+            Pk::from("k8")
+        ]
+    );
     let by_meta = s
-        .search_by_metadata("category in ['cat_1', 'cat_2']", &QueryOptions { limit: 2, ..Default::default() })
+        .search_by_metadata(
+            "category in ['cat_1', 'cat_2']",
+            &QueryOptions {
+                limit: 2,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(by_meta.len(), 2);
     assert_eq!(by_meta[0].id.as_deref(), Some("k4"));
@@ -173,7 +257,9 @@ fn mmr_prefers_diverse_results() {
         "car engine repair",
     ];
     s.add_texts(texts, None, None).unwrap();
-    let plain = s.similarity_search("apple pie", &SearchOptions::k(2)).unwrap();
+    let plain = s
+        .similarity_search("apple pie", &SearchOptions::k(2))
+        .unwrap();
     let mmr = s
         .max_marginal_relevance_search(
             "apple pie",
@@ -197,13 +283,22 @@ fn mmr_prefers_diverse_results() {
 fn empty_inputs_and_missing_collection() {
     let s = store();
     assert!(!s.has_collection().unwrap());
-    assert!(s.similarity_search("x", &SearchOptions::default()).unwrap().is_empty());
+    assert!(s
+        .similarity_search("x", &SearchOptions::default())
+        .unwrap()
+        .is_empty());
     assert!(s.get_pks("n > 1").unwrap().is_empty());
-    assert!(s.add_texts(Vec::<String>::new(), None, None).unwrap().is_empty());
+    assert!(s
+        .add_texts(Vec::<String>::new(), None, None)
+        .unwrap()
+        .is_empty());
     assert!(!s.has_collection().unwrap(), "empty input creates nothing");
     s.add_texts(["a"], None, None).unwrap();
     assert!(s.drop().unwrap());
-    assert!(s.similarity_search("a", &SearchOptions::default()).unwrap().is_empty());
+    assert!(s
+        .similarity_search("a", &SearchOptions::default())
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -230,7 +325,10 @@ fn reopen_keeps_data_metric_and_relevance() {
     assert_eq!(s.metric(), Metric::Cosine);
     assert_eq!(s.count().unwrap(), 20);
     let hits = s
-        .similarity_search_with_relevance_scores("document number 4 about topic 1", &SearchOptions::k(1))
+        .similarity_search_with_relevance_scores(
+            "document number 4 about topic 1",
+            &SearchOptions::k(1),
+        )
         .unwrap();
     assert_eq!(hits[0].0.metadata["id"], Value::from("doc_4"));
     assert!(hits[0].1 > 0.99);
@@ -242,27 +340,42 @@ async fn async_surface_matches_sync_surface() {
     let asy = store();
     let ids: Vec<Pk> = (0..40).map(|i| Pk::from(format!("d{i}"))).collect();
     sync.add_documents(docs(40), Some(ids.clone())).unwrap();
-    asy.aadd_documents(docs(40), Some(ids.clone())).await.unwrap();
+    asy.aadd_documents(docs(40), Some(ids.clone()))
+        .await
+        .unwrap();
     let opts = SearchOptions::k(5).filter("n > 3");
     for q in ["topic 1", "document number 12", "zzz"] {
         let a = sync.similarity_search_with_score(q, &opts).unwrap();
         let b = asy.asimilarity_search_with_score(q, &opts).await.unwrap();
         assert_eq!(a, b, "{q}");
-        let a = sync.max_marginal_relevance_search(q, &MmrOptions::default()).unwrap();
-        let b = asy.amax_marginal_relevance_search(q, &MmrOptions::default()).await.unwrap();
+        let a = sync
+            .max_marginal_relevance_search(q, &MmrOptions::default())
+            .unwrap();
+        let b = asy
+            .amax_marginal_relevance_search(q, &MmrOptions::default())
+            .await
+            .unwrap();
         assert_eq!(a, b, "{q}");
     }
     let up = vec![Document::new("new").with_id("d1")];
-    assert_eq!(sync.upsert(None, up.clone()).unwrap(), asy.aupsert(None, up).await.unwrap());
+    assert_eq!(
+        sync.upsert(None, up.clone()).unwrap(),
+        asy.aupsert(None, up).await.unwrap()
+    );
     assert_eq!(
         sync.delete(None, Some("n < 5")).unwrap(),
         asy.adelete(None, Some("n < 5")).await.unwrap()
     );
-    assert_eq!(sync.get_pks("n >= 0").unwrap(), asy.aget_pks("n >= 0").await.unwrap());
+    assert_eq!(
+        sync.get_pks("n >= 0").unwrap(),
+        asy.aget_pks("n >= 0").await.unwrap()
+    );
     let q = QueryOptions::default();
     assert_eq!(
         sync.search_by_metadata("category == 'cat_1'", &q).unwrap(),
-        asy.asearch_by_metadata("category == 'cat_1'", &q).await.unwrap()
+        asy.asearch_by_metadata("category == 'cat_1'", &q)
+            .await
+            .unwrap()
     );
     assert_eq!(
         sync.get_by_ids(&ids[..5]).unwrap(),
@@ -283,8 +396,14 @@ async fn many_concurrent_tasks_match_a_model() {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let m = meta(&[("i", Value::Int(i))]);
-            let ids = s.aadd_texts([format!("task {i}")], Some(vec![m]), None).await.unwrap();
-            let hits = s.asimilarity_search(&format!("task {i}"), &SearchOptions::k(1)).await.unwrap();
+            let ids = s
+                .aadd_texts([format!("task {i}")], Some(vec![m]), None)
+                .await
+                .unwrap();
+            let hits = s
+                .asimilarity_search(&format!("task {i}"), &SearchOptions::k(1))
+                .await
+                .unwrap();
             assert!(!hits.is_empty());
             if i % 3 == 0 {
                 assert_eq!(s.adelete(Some(ids), None).await.unwrap(), 1);
@@ -311,9 +430,15 @@ fn from_texts_and_from_documents() {
     .unwrap();
     assert_eq!(s.count().unwrap(), 2);
     let s = VectorStore::from_documents(
-        vec![Document::new("x").with_id("one"), Document::new("y").with_id("two")],
+        vec![
+            Document::new("x").with_id("one"),
+            Document::new("y").with_id("two"),
+        ],
         VectorStore::builder().embeddings(HashingEmbeddings::new(16)),
     )
     .unwrap();
-    assert_eq!(s.get_pks("pk in ['one', 'two']").unwrap(), vec![Pk::from("one"), Pk::from("two")]);
+    assert_eq!(
+        s.get_pks("pk in ['one', 'two']").unwrap(),
+        vec![Pk::from("one"), Pk::from("two")]
+    );
 }

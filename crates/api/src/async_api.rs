@@ -70,7 +70,10 @@ impl VectorStore {
     }
 
     /// Async [`VectorStore::from_documents`].
-    pub async fn afrom_documents(documents: Vec<Document>, builder: StoreBuilder) -> Result<VectorStore> {
+    pub async fn afrom_documents(
+        documents: Vec<Document>,
+        builder: StoreBuilder,
+    ) -> Result<VectorStore> {
         let ids = documents
             .iter()
             .map(|d| d.id.clone().map(Pk::Str))
@@ -99,11 +102,16 @@ impl VectorStore {
     }
 
     /// Async [`VectorStore::add_documents`].
-    pub async fn aadd_documents(&self, documents: Vec<Document>, ids: Option<Vec<Pk>>) -> Result<Vec<Pk>> {
+    pub async fn aadd_documents(
+        &self,
+        documents: Vec<Document>,
+        ids: Option<Vec<Pk>>,
+    ) -> Result<Vec<Pk>> {
         let ids = match ids {
             Some(ids) => Some(ids),
             None => {
-                let docs_ids: Vec<Option<String>> = documents.iter().map(|d| d.id.clone()).collect();
+                let docs_ids: Vec<Option<String>> =
+                    documents.iter().map(|d| d.id.clone()).collect();
                 let store = self.clone();
                 // Resolving ids may need the collection's schema: cheap, but keep it uniform.
                 store.ids_from_documents(docs_ids)?
@@ -176,7 +184,11 @@ impl VectorStore {
     }
 
     /// Async [`VectorStore::similarity_search`].
-    pub async fn asimilarity_search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<Document>> {
+    pub async fn asimilarity_search(
+        &self,
+        query: &str,
+        opts: &SearchOptions,
+    ) -> Result<Vec<Document>> {
         let hits = self.asimilarity_search_with_score(query, opts).await?;
         Ok(hits.into_iter().map(|(d, _)| d).collect())
     }
@@ -192,7 +204,8 @@ impl VectorStore {
             return self.similarity_search_with_score_by_vector(&[], opts);
         }
         let vector = self.aembed_query(query).await?;
-        self.asimilarity_search_with_score_by_vector(&vector, opts).await
+        self.asimilarity_search_with_score_by_vector(&vector, opts)
+            .await
     }
 
     /// Async [`VectorStore::similarity_search_with_relevance_scores`].
@@ -203,7 +216,10 @@ impl VectorStore {
     ) -> Result<Vec<(Document, f32)>> {
         let hits = self.asimilarity_search_with_score(query, opts).await?;
         let metric = self.metric();
-        Ok(hits.into_iter().map(|(d, s)| (d, metric.relevance(s))).collect())
+        Ok(hits
+            .into_iter()
+            .map(|(d, s)| (d, metric.relevance(s)))
+            .collect())
     }
 
     /// Async [`VectorStore::similarity_search_by_vector`].
@@ -212,7 +228,9 @@ impl VectorStore {
         embedding: &[f32],
         opts: &SearchOptions,
     ) -> Result<Vec<Document>> {
-        let hits = self.asimilarity_search_with_score_by_vector(embedding, opts).await?;
+        let hits = self
+            .asimilarity_search_with_score_by_vector(embedding, opts)
+            .await?;
         Ok(hits.into_iter().map(|(d, _)| d).collect())
     }
 
@@ -228,12 +246,17 @@ impl VectorStore {
     }
 
     /// Async [`VectorStore::max_marginal_relevance_search`].
-    pub async fn amax_marginal_relevance_search(&self, query: &str, opts: &MmrOptions) -> Result<Vec<Document>> {
+    pub async fn amax_marginal_relevance_search(
+        &self,
+        query: &str,
+        opts: &MmrOptions,
+    ) -> Result<Vec<Document>> {
         if opts.k == 0 || self.live()?.is_none() {
             return self.max_marginal_relevance_search_by_vector(&[], opts);
         }
         let vector = self.aembed_query(query).await?;
-        self.amax_marginal_relevance_search_by_vector(&vector, opts).await
+        self.amax_marginal_relevance_search_by_vector(&vector, opts)
+            .await
     }
 
     /// Async [`VectorStore::max_marginal_relevance_search_by_vector`].
@@ -248,9 +271,14 @@ impl VectorStore {
     }
 
     /// Async [`VectorStore::search_by_metadata`].
-    pub async fn asearch_by_metadata(&self, expr: &str, opts: &QueryOptions) -> Result<Vec<Document>> {
+    pub async fn asearch_by_metadata(
+        &self,
+        expr: &str,
+        opts: &QueryOptions,
+    ) -> Result<Vec<Document>> {
         let (expr, opts) = (expr.to_owned(), opts.clone());
-        self.on_pool(move |s| s.search_by_metadata(&expr, &opts)).await
+        self.on_pool(move |s| s.search_by_metadata(&expr, &opts))
+            .await
     }
 
     /// Async [`VectorStore::get_pks`].

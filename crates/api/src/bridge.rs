@@ -60,7 +60,12 @@ mod tests {
         let pool = default_pool();
         let ok = spawn_cpu(&pool, || Ok(21 * 2)).await.unwrap();
         assert_eq!(ok, 42);
-        let err = spawn_cpu::<_, ()>(&pool, || panic!("boom")).await.unwrap_err();
-        assert!(matches!(err, Error::Panicked(ref m) if m == "boom"), "{err}");
+        let err = spawn_cpu::<_, ()>(&pool, || panic!("boom"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Panicked(ref m) if m == "boom"),
+            "{err}"
+        );
     }
 }

@@ -42,6 +42,38 @@ impl Database {
         Ok(existed)
     }
 
+    /// Creates a collection up front (stores otherwise create theirs on the first write).
+    /// `dimension: None` fixes it from the first vector.
+    pub fn create_collection(
+        &self,
+        name: &str,
+        dimension: Option<usize>,
+        metric: quiverdb_types::Metric,
+        auto_id: bool,
+        index: crate::IndexOptions,
+        drop_old: bool,
+    ) -> Result<()> {
+        crate::store::validate_index_options(&index, dimension.unwrap_or(1), metric)?;
+        if drop_old {
+            remove_snapshot(&self.db, name);
+        }
+        self.db.create_collection(
+            name,
+            quiverdb_storage::CollectionConfig {
+                dimension,
+                metric,
+                pk_kind: if auto_id {
+                    quiverdb_types::PkKind::AutoInt
+                } else {
+                    quiverdb_types::PkKind::Str
+                },
+                index: crate::store::index_params(&index),
+                drop_old,
+            },
+        )?;
+        Ok(())
+    }
+
     /// A store builder on collection `name` of this database.
     pub fn store(&self, name: &str) -> StoreBuilder {
         StoreBuilder::default()

@@ -34,7 +34,10 @@ pub trait Embeddings: Send + Sync + 'static {
     }
 
     /// Async query embedding; `None` means "run `embed_query` on the store's pool".
-    fn aembed_query<'a>(&'a self, text: &'a str) -> Option<BoxFuture<'a, EmbeddingResult<Vec<f32>>>> {
+    fn aembed_query<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> Option<BoxFuture<'a, EmbeddingResult<Vec<f32>>>> {
         let _ = text;
         None
     }

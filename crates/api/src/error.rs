@@ -119,7 +119,9 @@ pub enum Error {
     #[error("embedding failed: {0}")]
     Embedding(String),
     /// The store has no embedding model and the call needs one.
-    #[error("this store has no embedding model; use the *_by_vector / add_embeddings calls or set one")]
+    #[error(
+        "this store has no embedding model; use the *_by_vector / add_embeddings calls or set one"
+    )]
     NoEmbeddings,
     /// The store was closed.
     #[error("the store is closed")]

@@ -46,6 +46,7 @@ mod database;
 mod document;
 mod embeddings;
 mod error;
+mod info;
 mod live;
 mod options;
 mod rows;
@@ -57,12 +58,15 @@ pub use database::Database;
 pub use document::Document;
 pub use embeddings::{BoxFuture, EmbeddingResult, Embeddings, HashingEmbeddings};
 pub use error::{Error, Result};
+pub use info::{CollectionInfo, IndexState, IntegrityReport};
 pub use options::{MmrOptions, QueryOptions, SearchOptions};
 pub use store::VectorStore;
 
 /// The data types the store speaks: keys, metrics, metadata values.
 pub mod types {
-    pub use quiverdb_types::{metadata_from_json, metadata_to_json, Metadata, Metric, Pk, PkKind, Value};
+    pub use quiverdb_types::{
+        metadata_from_json, metadata_to_json, Metadata, Metric, Pk, PkKind, Value,
+    };
 }
 pub use quiverdb_filter::Params as FilterParams;
 pub use quiverdb_types::{Metadata, Metric, Pk, Value};

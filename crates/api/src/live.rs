@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use quiverdb_filter::Filter;
 use quiverdb_index::planner::AllowSet;
 use quiverdb_index::{
-    kernels, load_snapshot, new_index, Engine, IndexConfig, Neighbor, SearchParams, VectorIndex,
+    load_snapshot, new_index, Engine, IndexConfig, Neighbor, SearchParams, VectorIndex,
 };
 use quiverdb_storage::{Collection, Record};
 use quiverdb_types::{Metric, Pk, RowId};
@@ -173,7 +173,9 @@ impl LiveCollection {
         }
         let last = self.applied_seq.load(Ordering::SeqCst);
         if seq > last {
-            return Err(format!("snapshot seq {seq} is newer than storage seq {last}"));
+            return Err(format!(
+                "snapshot seq {seq} is newer than storage seq {last}"
+            ));
         }
         let changes = self.coll.changes_since(seq).map_err(|e| e.to_string())?;
         let by_row: std::collections::HashMap<RowId, &[f32]> =
@@ -360,7 +362,7 @@ impl LiveCollection {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                Some(AllowSet::from_ids(ids))
+                Some(ids.into_iter().collect::<AllowSet>())
             }
             _ => None,
         };
@@ -370,7 +372,10 @@ impl LiveCollection {
         }
         // Never let a huge k reach an engine's allocations.
         let k = k.min(live);
-        let ef = ef.unwrap_or(self.index_config.ef_search).max(k).min(live.max(1));
+        let ef = ef
+            .unwrap_or(self.index_config.ef_search)
+            .max(k)
+            .min(live.max(1));
         let hits = quiverdb_index::planner::search(
             index.as_ref(),
             query,
@@ -390,12 +395,5 @@ impl LiveCollection {
             Some(index) => ids.iter().map(|r| index.vector(*r)).collect(),
             None => vec![None; ids.len()],
         }
-    }
-
-    /// Cosine-normalizes a copy of `v` (used for MMR's cosine similarity).
-    pub fn normalized(v: &[f32]) -> Vec<f32> {
-        let mut out = v.to_vec();
-        kernels::normalize(&mut out);
-        out
     }
 }

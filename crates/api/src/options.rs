@@ -41,7 +41,11 @@ impl SearchOptions {
     }
 
     /// Sets one template parameter.
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<quiverdb_types::Value>) -> Self {
+    pub fn param(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<quiverdb_types::Value>,
+    ) -> Self {
         self.params.insert(name.into(), value.into());
         self
     }

@@ -105,10 +105,6 @@ impl Rows {
         self.by_pk.get(pk).copied()
     }
 
-    pub fn contains_row(&self, row: RowId) -> bool {
-        self.by_row.contains_key(&row)
-    }
-
     pub fn row_ids(&self) -> impl Iterator<Item = RowId> + '_ {
         self.by_row.keys().copied()
     }

@@ -68,15 +68,49 @@ pub(crate) fn remove_snapshot(db: &Database, name: &str) {
     }
 }
 
+pub(crate) fn index_params(o: &crate::IndexOptions) -> IndexParams {
+    IndexParams {
+        engine: o.engine.clone(),
+        m: o.m,
+        ef_construction: o.ef_construction,
+        ef_search: o.ef_search,
+    }
+}
+
+/// Checks index options before anything is created with them.
+pub(crate) fn validate_index_options(
+    o: &crate::IndexOptions,
+    dim: usize,
+    metric: Metric,
+) -> Result<()> {
+    if !["native", "hnsw_rs", "flat"].contains(&o.engine.as_str()) {
+        return Err(Error::InvalidArgument(format!(
+            "unknown index engine {:?}: expected native, hnsw_rs or flat",
+            o.engine
+        )));
+    }
+    let mut c =
+        quiverdb_index::IndexConfig::new(crate::live::engine_from_name(&o.engine), metric, dim);
+    c.m = o.m;
+    c.ef_construction = o.ef_construction;
+    c.ef_search = o.ef_search;
+    c.validate()
+        .map_err(|e| Error::InvalidArgument(e.to_string()))
+}
+
 impl StoreBuilder {
     /// Opens the store (blocking): the database, and the collection if it exists.
     pub fn open(self) -> Result<VectorStore> {
         let config = self.config;
+        validate_index_options(&config.index, 1, config.metric)?;
         let db = match &config.path {
             Some(p) => Database::open(p)?,
             None => Database::temporary()?,
         };
-        let pool = config.pool.clone().unwrap_or_else(crate::bridge::default_pool);
+        let pool = config
+            .pool
+            .clone()
+            .unwrap_or_else(crate::bridge::default_pool);
         let name = config.collection_name.clone();
         if config.drop_old {
             db.drop_collection(&name)?;
@@ -167,13 +201,93 @@ impl VectorStore {
         Ok(self.live()?.is_some())
     }
 
+    /// The collection's schema, counts and index state; `None` before it exists.
+    pub fn describe(&self) -> Result<Option<crate::CollectionInfo>> {
+        let Some(live) = self.live()? else {
+            return Ok(None);
+        };
+        live.catch_up()?;
+        let schema = live.coll.schema();
+        let index_stats = live.index().map(|i| {
+            let st = i.stats();
+            crate::IndexState {
+                engine: st.engine.to_owned(),
+                live: st.live,
+                tombstones: st.tombstones,
+                memory_bytes: st.memory_bytes,
+            }
+        });
+        let records = live.rows().len();
+        Ok(Some(crate::CollectionInfo {
+            name: schema.name,
+            dimension: schema.dimension,
+            metric: schema.metric,
+            pk_kind: schema.pk_kind,
+            records,
+            index: crate::IndexOptions {
+                engine: schema.index.engine,
+                m: schema.index.m,
+                ef_construction: schema.index.ef_construction,
+                ef_search: schema.index.ef_search,
+            },
+            index_stats,
+            last_seq: live.coll.last_seq(),
+        }))
+    }
+
+    /// Cross-checks storage (its own integrity check) against the derived state: every
+    /// stored record is in the in-memory rows and in the index, and nothing else is.
+    pub fn check_integrity(&self) -> Result<crate::IntegrityReport> {
+        let Some(live) = self.live()? else {
+            return Ok(crate::IntegrityReport::default());
+        };
+        live.catch_up()?;
+        let storage = live.coll.check_integrity()?;
+        let mut problems = storage.problems.clone();
+        if storage.problem_count > storage.problems.len() {
+            problems.push(format!(
+                "... and {} more storage problems",
+                storage.problem_count - storage.problems.len()
+            ));
+        }
+        let rows = live.rows();
+        if rows.len() != storage.rows {
+            problems.push(format!(
+                "{} rows in memory, {} in storage",
+                rows.len(),
+                storage.rows
+            ));
+        }
+        let indexed = match live.index() {
+            Some(index) => {
+                let missing = rows.row_ids().filter(|r| !index.contains(*r)).count();
+                if missing > 0 {
+                    problems.push(format!("{missing} stored rows are missing from the index"));
+                }
+                if index.len() != rows.len() {
+                    problems.push(format!(
+                        "the index holds {} live rows, storage {}",
+                        index.len(),
+                        rows.len()
+                    ));
+                }
+                index.len()
+            }
+            None => 0,
+        };
+        Ok(crate::IntegrityReport {
+            records: storage.rows,
+            indexed,
+            problems,
+        })
+    }
+
     /// Number of live records.
     pub fn count(&self) -> Result<usize> {
         Ok(match self.live()? {
             Some(live) => {
                 live.catch_up()?;
-                let n = live.rows().len();
-                n
+                live.rows().len()
             }
             None => 0,
         })
@@ -215,18 +329,15 @@ impl VectorStore {
                 dimension: None,
                 metric: cfg.metric,
                 pk_kind: write::kind_for_new_collection(cfg.auto_id, ids),
-                index: IndexParams {
-                    engine: cfg.index.engine.clone(),
-                    m: cfg.index.m,
-                    ef_construction: cfg.index.ef_construction,
-                    ef_search: cfg.index.ef_search,
-                },
+                index: index_params(&cfg.index),
                 drop_old: false,
             };
             remove_snapshot(db, name);
             match db.create_collection(name, config) {
                 Ok(c) => c,
-                Err(quiverdb_storage::Error::CollectionExists { .. }) => db.open_collection(name)?,
+                Err(quiverdb_storage::Error::CollectionExists { .. }) => {
+                    db.open_collection(name)?
+                }
                 Err(e) => return Err(e.into()),
             }
         };
@@ -240,11 +351,19 @@ impl VectorStore {
     }
 
     pub(crate) fn embeddings(&self) -> Result<&Arc<dyn Embeddings>> {
-        self.inner.config.embeddings.as_ref().ok_or(Error::NoEmbeddings)
+        self.inner
+            .config
+            .embeddings
+            .as_ref()
+            .ok_or(Error::NoEmbeddings)
     }
 
     /// Compiles a filter against the collection's field names; `None` for no filter.
-    pub(crate) fn compile_filter(&self, expr: Option<&str>, params: &Params) -> Result<Option<Filter>> {
+    pub(crate) fn compile_filter(
+        &self,
+        expr: Option<&str>,
+        params: &Params,
+    ) -> Result<Option<Filter>> {
         let Some(expr) = expr else {
             return Ok(None);
         };
@@ -253,7 +372,8 @@ impl VectorStore {
             None => self.inner.config.auto_id,
         };
         let cfg = &self.inner.config;
-        let schema = quiverdb_filter::Schema::dynamic(&cfg.primary_field, pk_is_int, &cfg.text_field);
+        let schema =
+            quiverdb_filter::Schema::dynamic(&cfg.primary_field, pk_is_int, &cfg.text_field);
         quiverdb_filter::compile(expr, &schema, params)
             .map(Some)
             .map_err(|source| Error::Filter {
@@ -319,7 +439,9 @@ impl VectorStore {
             .embeddings()?
             .embed_documents(&texts)
             .map_err(Error::Embedding)?;
-        let Some(prepared) = self.prepare_insert(texts, vectors, Some(metadatas), Some(ids), true)? else {
+        let Some(prepared) =
+            self.prepare_insert(texts, vectors, Some(metadatas), Some(ids), true)?
+        else {
             return Ok(Vec::new());
         };
         let receipt = prepared.commit()?.apply()?;
@@ -403,7 +525,11 @@ impl VectorStore {
             let ids = ids.ok_or_else(|| Error::MissingIds {
                 reason: "upsert replaces records by id".into(),
             })?;
-            let kind = if kind == PkKind::AutoInt { PkKind::Int } else { kind };
+            let kind = if kind == PkKind::AutoInt {
+                PkKind::Int
+            } else {
+                kind
+            };
             write::check_ids(kind, &ids, n)?;
             ids.into_iter().map(Some).collect()
         } else {
@@ -436,15 +562,20 @@ impl VectorStore {
         let (texts, metadatas, doc_ids) = split_documents(documents);
         let ids = match ids {
             Some(ids) => ids,
-            None => self.ids_from_documents(doc_ids)?.ok_or_else(|| Error::MissingIds {
-                reason: "upsert needs ids, or an id on every document".into(),
-            })?,
+            None => self
+                .ids_from_documents(doc_ids)?
+                .ok_or_else(|| Error::MissingIds {
+                    reason: "upsert needs ids, or an id on every document".into(),
+                })?,
         };
         Ok(Some((texts, metadatas, ids)))
     }
 
     /// Document ids as keys of the collection's kind, when every document has one.
-    pub(crate) fn ids_from_documents(&self, doc_ids: Vec<Option<String>>) -> Result<Option<Vec<Pk>>> {
+    pub(crate) fn ids_from_documents(
+        &self,
+        doc_ids: Vec<Option<String>>,
+    ) -> Result<Option<Vec<Pk>>> {
         let Some(doc_ids) = doc_ids.into_iter().collect::<Option<Vec<String>>>() else {
             return Ok(None);
         };
@@ -493,7 +624,11 @@ impl VectorStore {
         let pks = match (ids, filter) {
             (Some(ids), _) => {
                 let kind = live.coll.schema().pk_kind;
-                let kind = if kind == PkKind::AutoInt { PkKind::Int } else { kind };
+                let kind = if kind == PkKind::AutoInt {
+                    PkKind::Int
+                } else {
+                    kind
+                };
                 write::check_ids(kind, &ids, ids.len())?;
                 ids
             }
@@ -517,7 +652,9 @@ impl VectorStore {
 
     /// The `k` documents most similar to `query`.
     pub fn similarity_search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<Document>> {
-        Ok(strip_scores(self.similarity_search_with_score(query, opts)?))
+        Ok(strip_scores(
+            self.similarity_search_with_score(query, opts)?,
+        ))
     }
 
     /// The `k` documents most similar to `query`, with Milvus scores (squared L2 distance,
@@ -532,7 +669,10 @@ impl VectorStore {
             self.compile_filter(opts.filter.as_deref(), &opts.params)?;
             return Ok(Vec::new());
         };
-        let vector = self.embeddings()?.embed_query(query).map_err(Error::Embedding)?;
+        let vector = self
+            .embeddings()?
+            .embed_query(query)
+            .map_err(Error::Embedding)?;
         self.similarity_search_with_score_by_vector(&vector, opts)
     }
 
@@ -552,8 +692,14 @@ impl VectorStore {
     }
 
     /// The `k` documents nearest to `embedding`.
-    pub fn similarity_search_by_vector(&self, embedding: &[f32], opts: &SearchOptions) -> Result<Vec<Document>> {
-        Ok(strip_scores(self.similarity_search_with_score_by_vector(embedding, opts)?))
+    pub fn similarity_search_by_vector(
+        &self,
+        embedding: &[f32],
+        opts: &SearchOptions,
+    ) -> Result<Vec<Document>> {
+        Ok(strip_scores(
+            self.similarity_search_with_score_by_vector(embedding, opts)?,
+        ))
     }
 
     /// The `k` documents nearest to `embedding`, with Milvus scores.
@@ -581,13 +727,20 @@ impl VectorStore {
     }
 
     /// Maximal marginal relevance: `fetch_k` candidates, reranked for diversity.
-    pub fn max_marginal_relevance_search(&self, query: &str, opts: &MmrOptions) -> Result<Vec<Document>> {
+    pub fn max_marginal_relevance_search(
+        &self,
+        query: &str,
+        opts: &MmrOptions,
+    ) -> Result<Vec<Document>> {
         check_k(opts.k)?;
         let Some(_) = self.live()? else {
             self.compile_filter(opts.filter.as_deref(), &opts.params)?;
             return Ok(Vec::new());
         };
-        let vector = self.embeddings()?.embed_query(query).map_err(Error::Embedding)?;
+        let vector = self
+            .embeddings()?
+            .embed_query(query)
+            .map_err(Error::Embedding)?;
         self.max_marginal_relevance_search_by_vector(&vector, opts)
     }
 
@@ -654,7 +807,11 @@ impl VectorStore {
         };
         live.catch_up()?;
         let rows = live.rows();
-        Ok(rows.matching_sorted(&filter).iter().map(|r| r.pk.clone()).collect())
+        Ok(rows
+            .matching_sorted(&filter)
+            .iter()
+            .map(|r| r.pk.clone())
+            .collect())
     }
 
     /// The documents with these ids, in the order asked; unknown ids are skipped.
@@ -683,7 +840,9 @@ fn strip_scores(hits: Vec<(Document, f32)>) -> Vec<Document> {
     hits.into_iter().map(|(d, _)| d).collect()
 }
 
-pub(crate) fn split_documents(documents: Vec<Document>) -> (Vec<String>, Vec<Metadata>, Vec<Option<String>>) {
+pub(crate) fn split_documents(
+    documents: Vec<Document>,
+) -> (Vec<String>, Vec<Metadata>, Vec<Option<String>>) {
     let mut texts = Vec::with_capacity(documents.len());
     let mut metadatas = Vec::with_capacity(documents.len());
     let mut ids = Vec::with_capacity(documents.len());

@@ -128,7 +128,9 @@ pub(crate) fn insert_ids(kind: PkKind, n: usize, ids: Option<Vec<Pk>>) -> Result
             "this collection assigns its own ids (auto_id); do not pass ids".into(),
         )),
         (_, None) => Err(Error::MissingIds {
-            reason: format!("the collection's primary key is a caller-supplied {kind}; pass one id per text"),
+            reason: format!(
+                "the collection's primary key is a caller-supplied {kind}; pass one id per text"
+            ),
         }),
         (kind, Some(ids)) => {
             check_ids(kind, &ids, n)?;
@@ -159,10 +161,14 @@ pub(crate) fn check_ids(kind: PkKind, ids: &[Pk], n: usize) -> Result<()> {
 pub(crate) fn parse_doc_id(kind: PkKind, id: &str) -> Result<Pk> {
     match kind {
         PkKind::Str => Ok(Pk::Str(id.to_owned())),
-        PkKind::Int | PkKind::AutoInt => id.parse::<i64>().map(Pk::Int).map_err(|_| Error::WrongIdKind {
-            expected: kind,
-            id: Pk::Str(id.to_owned()),
-        }),
+        PkKind::Int | PkKind::AutoInt => {
+            id.parse::<i64>()
+                .map(Pk::Int)
+                .map_err(|_| Error::WrongIdKind {
+                    expected: kind,
+                    id: Pk::Str(id.to_owned()),
+                })
+        }
     }
 }
 
@@ -190,15 +196,25 @@ mod tests {
 
     #[test]
     fn id_rules() {
-        assert_eq!(insert_ids(PkKind::AutoInt, 2, None).unwrap(), vec![None, None]);
+        assert_eq!(
+            insert_ids(PkKind::AutoInt, 2, None).unwrap(),
+            vec![None, None]
+        );
         assert!(matches!(
             insert_ids(PkKind::AutoInt, 1, Some(vec![Pk::Int(1)])),
             Err(Error::InvalidArgument(_))
         ));
-        assert!(matches!(insert_ids(PkKind::Str, 1, None), Err(Error::MissingIds { .. })));
+        assert!(matches!(
+            insert_ids(PkKind::Str, 1, None),
+            Err(Error::MissingIds { .. })
+        ));
         assert!(matches!(
             insert_ids(PkKind::Str, 2, Some(vec![Pk::from("a")])),
-            Err(Error::LengthMismatch { what: "ids", expected: 2, got: 1 })
+            Err(Error::LengthMismatch {
+                what: "ids",
+                expected: 2,
+                got: 1
+            })
         ));
         assert!(matches!(
             insert_ids(PkKind::Str, 1, Some(vec![Pk::Int(1)])),
@@ -206,7 +222,10 @@ mod tests {
         ));
         assert_eq!(parse_doc_id(PkKind::Int, "42").unwrap(), Pk::Int(42));
         assert!(parse_doc_id(PkKind::Int, "x").is_err());
-        assert_eq!(kind_for_new_collection(false, Some(&[Pk::from("a")])), PkKind::Str);
+        assert_eq!(
+            kind_for_new_collection(false, Some(&[Pk::from("a")])),
+            PkKind::Str
+        );
         assert_eq!(kind_for_new_collection(false, None), PkKind::AutoInt);
     }
 }
