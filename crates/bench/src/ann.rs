@@ -3,6 +3,7 @@
 //! and the planner's exact/filtered crossover. One JSON line per measurement.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use hnsw_rs::prelude::{Distance, Hnsw};
@@ -41,7 +42,7 @@ impl Distance<f32> for DirectDistance {
 
 enum Target {
     HnswRs(HnswRsIndex),
-    Index(Box<dyn VectorIndex>),
+    Index(Arc<dyn VectorIndex>),
     Direct(Hnsw<'static, f32, DirectDistance>),
 }
 
@@ -78,12 +79,9 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// `quiverdb_index` engines other than hnsw_rs, when the crate provides them.
-fn other_engine(config: &IndexConfig) -> Result<Box<dyn VectorIndex>, String> {
-    Err(format!(
-        "engine {:?} is not available through quiverdb_index yet",
-        config.engine
-    ))
+/// `quiverdb_index` engines other than hnsw_rs, through the crate's factory.
+fn other_engine(config: &IndexConfig) -> Result<Arc<dyn VectorIndex>, String> {
+    quiverdb_index::new_index(config).map_err(|e| e.to_string())
 }
 
 fn build(args: &AnnArgs, base: &Matrix, pool: &rayon::ThreadPool) -> Result<Target, String> {
