@@ -1,8 +1,8 @@
 //! Group-commit throughput: durable single-record inserts per second with 1, 2, 8 and 64
 //! concurrent writer threads, plus 64 async tasks on a 2-worker tokio runtime.
 //!
-//! Run: `cargo run --release -p quiverdb-storage --example group_commit [seconds_per_case]`
-//! Prints one JSON line per case. The database lives in a fresh temporary directory under
+//! Run: `cargo run --release -p quiverdb-storage --example group_commit [secs_per_case] [rounds]`
+//! (defaults 2 s, 3 rounds). Prints one JSON line per case with the median over the rounds. The database lives in a fresh temporary directory under
 //! `$TMPDIR` (so the numbers depend on that disk's fsync latency).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -108,13 +108,22 @@ fn run_async(tasks: usize, duration: Duration) -> Outcome {
     }
 }
 
+fn median(outs: &mut [Outcome]) -> &Outcome {
+    outs.sort_by(|a, b| (a.commits as f64 / a.secs).total_cmp(&(b.commits as f64 / b.secs)));
+    &outs[outs.len() / 2]
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
 fn main() {
-    let secs: f64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+    let mut args = std::env::args().skip(1);
+    let secs: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let rounds: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
     let duration = Duration::from_secs_f64(secs);
-    let mut baseline = None;
     let cases: Vec<(&str, usize)> = vec![
         ("threads", 1),
         ("threads", 2),
@@ -122,22 +131,35 @@ fn main() {
         ("threads", 64),
         ("async_tasks", 64),
     ];
-    for (kind, n) in cases {
-        let o = if kind == "threads" {
-            run_threads(n, duration)
-        } else {
-            run_async(n, duration)
-        };
+    println!("{{\"load_average_before\":\"{}\"}}", load_average());
+    // Rounds interleave the cases so that background load hits them alike.
+    let mut results: Vec<Vec<Outcome>> = cases.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (i, &(kind, n)) in cases.iter().enumerate() {
+            results[i].push(if kind == "threads" {
+                run_threads(n, duration)
+            } else {
+                run_async(n, duration)
+            });
+        }
+    }
+    let base = {
+        let o = median(&mut results[0]);
+        o.commits as f64 / o.secs
+    };
+    for (&(kind, n), outs) in cases.iter().zip(results.iter_mut()) {
+        let rates: Vec<String> = outs
+            .iter()
+            .map(|o| format!("{:.0}", o.commits as f64 / o.secs))
+            .collect();
+        let o = median(outs);
         let rate = o.commits as f64 / o.secs;
-        let base = *baseline.get_or_insert(rate);
         println!(
-            "{{\"case\":\"{kind}\",\"writers\":{n},\"commits\":{},\"flushes\":{},\"secs\":{:.2},\"commits_per_s\":{:.0},\"commits_per_flush\":{:.1},\"vs_single\":{:.2}}}",
-            o.commits,
-            o.flushes,
-            o.secs,
-            rate,
+            "{{\"case\":\"{kind}\",\"writers\":{n},\"median_commits_per_s\":{rate:.0},\"all_rounds\":[{}],\"commits_per_flush\":{:.1},\"vs_single\":{:.2}}}",
+            rates.join(","),
             o.commits as f64 / o.flushes.max(1) as f64,
             rate / base
         );
     }
+    println!("{{\"load_average_after\":\"{}\"}}", load_average());
 }

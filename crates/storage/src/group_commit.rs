@@ -1,15 +1,19 @@
 //! Group commit: many committed batches, one fsync.
 //!
 //! Every committed batch takes a *ticket* (a counter bumped after its transaction is applied
-//! in memory). A dedicated flusher thread waits for unflushed tickets, reads the highest one,
-//! flushes the store once, and then *settles* every ticket up to it. Since a ticket is taken
-//! only after its transaction is applied, a flush that starts after reading ticket `t` covers
-//! batches `1..=t`. Sync writers wait on a condition variable; async writers register a tokio
-//! `oneshot` sender, so they never block the executor while waiting.
+//! in memory). A flush reads the highest ticket, flushes the store once, and then *settles*
+//! every ticket up to it. Since a ticket is taken only after its transaction is applied, a
+//! flush that starts after reading ticket `t` covers batches `1..=t`.
+//!
+//! Who flushes: a sync writer whose ticket is unsettled and finds no flush running leads one
+//! itself (no thread hand-off on the latency path); otherwise it sleeps on a condition
+//! variable until the running flush settles. Async writers never flush or block: they register
+//! a tokio `oneshot` sender and a dedicated flusher thread (or a sync leader) flushes for them.
 //!
 //! # Invariants
-//! `settled <= committed`; a ticket `t <= settled` has its outcome decided: success unless it
-//! lies in a recorded failure range.
+//! `settled <= committed`; at most one flush runs at a time (`flushing`); a ticket
+//! `t <= settled` has its outcome decided: success unless it lies in a recorded failure range;
+//! every registered async waiter has a ticket `> settled`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ struct State {
     failures: VecDeque<(u64, u64, String)>,
     waiters: Vec<(u64, oneshot::Sender<Result<(), String>>)>,
     flushes: u64,
+    /// A flush is running (by the flusher thread or a sync leader).
+    flushing: bool,
     shutdown: bool,
 }
 
@@ -62,6 +68,7 @@ struct Shared {
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     shared: Arc<Shared>,
+    kv: Kv,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -78,6 +85,7 @@ impl GroupCommit {
                 failures: VecDeque::new(),
                 waiters: Vec::new(),
                 flushes: 0,
+                flushing: false,
                 shutdown: false,
             }),
             work: Condvar::new(),
@@ -87,10 +95,12 @@ impl GroupCommit {
             .name("quiverdb-flusher".to_owned())
             .spawn({
                 let shared = Arc::clone(&shared);
+                let kv = kv.clone();
                 move || run_flusher(&shared, &kv)
             })?;
         Ok(GroupCommit {
             shared,
+            kv,
             thread: Some(thread),
         })
     }
@@ -99,20 +109,28 @@ impl GroupCommit {
     pub(crate) fn ticket(&self) -> u64 {
         let mut st = self.shared.state.lock();
         st.committed += 1;
-        self.shared.work.notify_one();
         st.committed
     }
 
-    /// Blocks until `ticket` is durable.
+    /// Blocks until `ticket` is durable. If no flush is running, this thread leads one
+    /// (covering every batch committed so far); otherwise it waits for the running one and,
+    /// if that did not cover `ticket`, leads or waits again.
     pub(crate) fn wait(&self, ticket: u64) -> Result<()> {
         let mut st = self.shared.state.lock();
-        while st.settled < ticket {
-            self.shared.done.wait(&mut st);
+        loop {
+            if st.settled >= ticket {
+                return st.outcome(ticket).map_err(flush_failed);
+            }
+            if st.flushing {
+                self.shared.done.wait(&mut st);
+            } else {
+                flush_once(&self.shared, &self.kv, &mut st);
+            }
         }
-        st.outcome(ticket).map_err(flush_failed)
     }
 
-    /// Waits until `ticket` is durable without blocking the async executor.
+    /// Waits until `ticket` is durable without blocking the async executor: the flusher
+    /// thread (or a sync leader) flushes, and a `oneshot` wakes this task.
     pub(crate) async fn wait_async(&self, ticket: u64) -> Result<()> {
         let rx = {
             let mut st = self.shared.state.lock();
@@ -121,6 +139,7 @@ impl GroupCommit {
             }
             let (tx, rx) = oneshot::channel();
             st.waiters.push((ticket, tx));
+            self.shared.work.notify_one();
             rx
         };
         match rx.await {
@@ -147,36 +166,48 @@ impl Drop for GroupCommit {
     }
 }
 
+/// The flusher thread: flushes on behalf of async waiters (sync waiters lead their own).
 fn run_flusher(shared: &Shared, kv: &Kv) {
     let mut st = shared.state.lock();
     loop {
-        while st.settled == st.committed && !st.shutdown {
+        while !st.shutdown && (st.flushing || st.waiters.is_empty()) {
             shared.work.wait(&mut st);
         }
-        if st.settled == st.committed {
-            break; // shutdown with nothing pending
+        if st.shutdown {
+            break;
         }
-        let first = st.settled + 1;
-        let target = st.committed;
-        let result = parking_lot::MutexGuard::unlocked(&mut st, || kv.flush());
-        st.flushes += 1;
-        if let Err(e) = result {
-            tracing::error!(error = %e, first, target, "group-commit flush failed");
-            if st.failures.len() == KEPT_FAILURES {
-                st.failures.pop_front();
-            }
-            st.failures.push_back((first, target, e.to_string()));
+        flush_once(shared, kv, &mut st);
+    }
+}
+
+/// Flushes once for every ticket committed so far and settles them. Requires that no flush is
+/// running and that some ticket is unsettled; the lock is released during the flush.
+fn flush_once(shared: &Shared, kv: &Kv, st: &mut parking_lot::MutexGuard<'_, State>) {
+    debug_assert!(!st.flushing && st.settled < st.committed);
+    st.flushing = true;
+    let first = st.settled + 1;
+    let target = st.committed;
+    let result = parking_lot::MutexGuard::unlocked(st, || kv.flush());
+    st.flushing = false;
+    st.flushes += 1;
+    if let Err(e) = result {
+        tracing::error!(error = %e, first, target, "group-commit flush failed");
+        if st.failures.len() == KEPT_FAILURES {
+            st.failures.pop_front();
         }
-        st.settled = target;
-        let waiters = std::mem::take(&mut st.waiters);
-        let (ready, pending): (Vec<_>, Vec<_>) =
-            waiters.into_iter().partition(|(t, _)| *t <= target);
-        st.waiters = pending;
-        for (ticket, tx) in ready {
-            // A dropped receiver means the caller stopped waiting; nothing to do.
-            let _ = tx.send(st.outcome(ticket));
-        }
-        shared.done.notify_all();
+        st.failures.push_back((first, target, e.to_string()));
+    }
+    st.settled = target;
+    let waiters = std::mem::take(&mut st.waiters);
+    let (ready, pending): (Vec<_>, Vec<_>) = waiters.into_iter().partition(|(t, _)| *t <= target);
+    st.waiters = pending;
+    for (ticket, tx) in ready {
+        // A dropped receiver means the caller stopped waiting; nothing to do.
+        let _ = tx.send(st.outcome(ticket));
+    }
+    shared.done.notify_all();
+    if !st.waiters.is_empty() {
+        shared.work.notify_one();
     }
 }
 
