@@ -15,8 +15,9 @@ use crate::Neighbor;
 /// generation.
 #[derive(Debug, Default)]
 pub(super) struct Visited {
-    stamps: Vec<u32>,
-    generation: u32,
+    /// 16-bit stamps keep the array small (cache); it is cleared once every 65,535 uses.
+    stamps: Vec<u16>,
+    generation: u16,
 }
 
 impl Visited {
@@ -59,10 +60,10 @@ type Dist = Scored<u32>;
 
 fn prefetch_node(g: &Graph, slot: u32) {
     let v = g.vector(slot);
-    // One hint per 64-byte line for the first 256 bytes; the hardware prefetcher follows
-    // the rest of a sequential row.
+    // One hint per 64-byte line, for up to 1 KiB; the hardware prefetcher follows the rest
+    // of a longer row.
     let mut i = 0;
-    while i < v.len().min(64) {
+    while i < v.len().min(256) {
         kernels::prefetch(&v[i..]);
         i += 16;
     }
@@ -101,7 +102,7 @@ pub(super) fn search_layer(g: &Graph, q: &[f32], ep: Dist, ef: usize, level: u8,
             break;
         }
         g.read_links(c.item, level, &mut s.links);
-        expand(s);
+        expand(g, s);
         for i in 0..s.fresh.len() {
             if let Some(&next) = s.fresh.get(i + 1) {
                 prefetch_node(g, next);
@@ -126,12 +127,15 @@ pub(super) fn search_layer(g: &Graph, q: &[f32], ep: Dist, ef: usize, level: u8,
 
 /// Keeps the not-yet-visited links of `s.links` in `s.fresh`, marking them visited.
 #[inline]
-fn expand(s: &mut Scratch) {
+fn expand(g: &Graph, s: &mut Scratch) {
     s.fresh.clear();
     for &nb in &s.links {
         if s.visited.insert(nb) {
             s.fresh.push(nb);
         }
+    }
+    if let Some(&first) = s.fresh.first() {
+        prefetch_node(g, first);
     }
 }
 
@@ -170,8 +174,9 @@ pub(super) fn search_query(
     for level in (1..=top).rev() {
         greedy(g, q, &mut cur, level, s);
     }
+    let everyone = allow.is_none() && g.live() == g.len();
     let admitted = |slot: u32| -> bool {
-        !g.is_deleted(slot) && allow.is_none_or(|f| f(g.ids[slot as usize]))
+        everyone || (!g.is_deleted(slot) && allow.is_none_or(|f| f(g.ids[slot as usize])))
     };
     s.visited.reset(g.len());
     s.candidates.clear();
@@ -189,7 +194,7 @@ pub(super) fn search_query(
             break;
         }
         g.read_links(c.item, 0, &mut s.links);
-        expand(s);
+        expand(g, s);
         if s.results.len() < ef {
             evaluated += s.fresh.len();
             if evaluated > budget {
@@ -247,4 +252,20 @@ pub(super) fn exact_scan(
         }
     }
     top.into_sorted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Visited;
+
+    #[test]
+    fn visited_survives_generation_wrap() {
+        let mut v = Visited::default();
+        for round in 0..70_000u32 {
+            v.reset(10);
+            assert!(v.insert(3), "round {round}");
+            assert!(!v.insert(3));
+        }
+        assert!(!v.insert(100), "out of range is never new");
+    }
 }
