@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering;
 
-use quiverdb_types::{Pk, Value};
+use quiverdb_types::{Metadata, Pk, Value};
 
 use crate::ast::{ArithOp, CmpOp};
 use crate::like::LikePattern;
@@ -190,6 +190,25 @@ fn typed_cell(v: Option<&Value>, ty: FieldType) -> Cell<'_> {
     }
 }
 
+/// Short keys compared byte by byte: cheaper than a `memcmp` call for the handful of bytes
+/// metadata keys usually have.
+#[inline]
+fn key_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// `meta.get(key)`, by a linear scan with length-first equality for small maps (the common
+/// case: a few metadata keys), where the ordered `memcmp` of the B-tree search dominates.
+#[inline]
+fn lookup<'r>(meta: &'r Metadata, key: &str) -> Option<&'r Value> {
+    if meta.len() <= 12 {
+        meta.iter().find(|(k, _)| key_eq(k, key)).map(|(_, v)| v)
+    } else {
+        meta.get(key)
+    }
+}
+
 fn fetch<'r>(acc: &Acc, row: &'r dyn Row) -> Cell<'r> {
     match acc {
         Acc::Pk => match row.pk() {
@@ -197,13 +216,13 @@ fn fetch<'r>(acc: &Acc, row: &'r dyn Row) -> Cell<'r> {
             Pk::Str(s) => Cell::Str(s),
         },
         Acc::Text => Cell::Str(row.text()),
-        Acc::Typed { key, ty } => typed_cell(row.metadata().get(&**key), *ty),
+        Acc::Typed { key, ty } => typed_cell(lookup(row.metadata(), key), *ty),
         Acc::Json {
             key,
             path,
             null_root,
         } => {
-            let mut cur = match row.metadata().get(&**key) {
+            let mut cur = match lookup(row.metadata(), key) {
                 None | Some(Value::Null) if *null_root => return Cell::Unknown,
                 None => return Cell::Missing,
                 Some(v) => v,
@@ -223,7 +242,7 @@ fn fetch<'r>(acc: &Acc, row: &'r dyn Row) -> Cell<'r> {
             }
             json_cell(cur)
         }
-        Acc::Elem { key, index } => match row.metadata().get(&**key) {
+        Acc::Elem { key, index } => match lookup(row.metadata(), key) {
             Some(Value::List(l)) => match l.get(*index) {
                 Some(v) if !matches!(v, Value::Null) => json_cell(v),
                 _ => Cell::Unknown,
@@ -315,6 +334,10 @@ fn test(cell: Cell<'_>, t: &Test) -> Tri {
         };
     }
     let b = match t {
+        Test::Cmp(op @ (CmpOp::Eq | CmpOp::Ne), Lit::Str(s)) => match cell {
+            Cell::Str(x) => key_eq(x, s) == (*op == CmpOp::Eq),
+            _ => *op == CmpOp::Ne,
+        },
         Test::Cmp(op, lit) => match lit {
             Lit::List(_) => cell_eq(cell, lit) == (*op == CmpOp::Eq),
             _ => match order(cell, lit.cell()) {

@@ -61,3 +61,196 @@ impl Filter {
         planner::index_hint(&self.pred)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::FieldType;
+    use proptest::prelude::*;
+    use quiverdb_types::{Metadata, Value};
+
+    struct R(Pk, String, Metadata);
+    impl Row for R {
+        fn pk(&self) -> &Pk {
+            &self.0
+        }
+        fn text(&self) -> &str {
+            &self.1
+        }
+        fn metadata(&self) -> &Metadata {
+            &self.2
+        }
+    }
+
+    fn schema() -> Schema {
+        Schema::dynamic("pk", true, "text")
+            .with_field("age", FieldType::Int64, true)
+            .with_field("price", FieldType::Double, false)
+            .with_field("meta", FieldType::Json, true)
+            .with_field(
+                "tags",
+                FieldType::Array(crate::schema::ElementType::VarChar),
+                true,
+            )
+    }
+
+    fn rows() -> Vec<R> {
+        let mut m = Metadata::new();
+        m.insert("age".into(), Value::Int(3));
+        m.insert("price".into(), Value::Float(2.5));
+        m.insert(
+            "a".into(),
+            Value::List(vec![Value::Int(1), Value::from("x")]),
+        );
+        m.insert("tags".into(), Value::List(vec![Value::from("t")]));
+        m.insert(
+            "meta".into(),
+            Value::Map([("k".to_string(), Value::Int(i64::MAX))].into()),
+        );
+        vec![
+            R(Pk::Int(1), "doc".into(), m),
+            R(Pk::Int(i64::MIN), String::new(), Metadata::new()),
+        ]
+    }
+
+    /// Compiles and, when it compiles, evaluates: neither may panic.
+    fn exercise(expr: &str) {
+        let (s, mut p) = (schema(), Params::new());
+        p.insert("t".into(), Value::List(vec![Value::Int(1)]));
+        if let Ok(f) = compile(expr, &s, &p) {
+            for r in rows() {
+                let _ = f.matches(&r);
+            }
+            let _ = (f.pk_candidates(), f.index_hint());
+        }
+    }
+
+    fn atom() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "pk",
+            "age",
+            "price",
+            "text",
+            "meta[\"k\"]",
+            "$meta[\"a\"][0]",
+            "a",
+            "tags",
+            "tags[0]",
+            "b",
+            "1",
+            "-1",
+            "0x10",
+            "010",
+            "1.5",
+            "1e3",
+            "'s'",
+            "\"x\\n\"",
+            "true",
+            "False",
+            "[1, 'a']",
+            "[]",
+            "{t}",
+            "{u}",
+            "null",
+            "$meta",
+            "9223372036854775807",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn expr() -> impl Strategy<Value = String> {
+        let ops = prop::sample::select(vec![
+            "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "**", "and", "or", "&&",
+            "||", "in", "not in", "like", "<<", "&", "AND", "Or",
+        ]);
+        atom().prop_recursive(6, 64, 4, move |inner| {
+            prop_oneof![
+                (inner.clone(), ops.clone(), inner.clone())
+                    .prop_map(|(a, o, b)| format!("{a} {o} {b}")),
+                inner.clone().prop_map(|a| format!("({a})")),
+                inner.clone().prop_map(|a| format!("not {a}")),
+                inner.clone().prop_map(|a| format!("-{a}")),
+                inner.clone().prop_map(|a| format!("exists {a}")),
+                inner.clone().prop_map(|a| format!("{a} is not null")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} < {b} <= 3")),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| format!("json_contains_any({a}, {b})")),
+                inner
+                    .clone()
+                    .prop_map(|a| format!("array_length({a}) == 1")),
+                inner.clone().prop_map(|a| format!("{a} like 'x_%\\\\%'")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(s in any::<String>()) {
+            exercise(&s);
+        }
+
+        #[test]
+        fn token_soup_never_panics(s in "[a-z$\\[\\]\"'\\\\0-9 .eExXbB_%(){},!=<>&|^~*/+-]{0,40}") {
+            exercise(&s);
+        }
+
+        #[test]
+        fn grammar_shaped_expressions_never_panic(s in expr()) {
+            exercise(&s);
+        }
+    }
+
+    #[test]
+    fn regressions_and_extremes() {
+        for s in [
+            "",
+            "\u{0}",
+            "'\\",
+            "'\\u",
+            "'\\U0011FFFF'",
+            "'\\ud800'",
+            "'\\é'",
+            "a[",
+            "a[0",
+            "$meta[0]",
+            "$metax",
+            "0x",
+            "0b",
+            "0x1.p",
+            "-9223372036854775808 < pk",
+            "pk == -(-9223372036854775807 - 1)",
+            "2 ** 64 == pk",
+            "2 ** -1 == price",
+            "pk % -1 == 0",
+            "meta[\"k\"] + 1 == 0",
+            "meta[\"k\"] * -1 < 0",
+            "tags[18446744073709551615] == 'a'",
+            "tags[99999999999999999999999] == 'a'",
+            "((((((((((",
+            "not",
+            "exists",
+            "a is",
+            "a is not",
+            "json_contains(",
+            "array_length(a",
+        ] {
+            exercise(s);
+        }
+        let deep = format!("{}pk == 1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert_eq!(
+            compile(&deep, &schema(), &Params::new()).unwrap_err().kind,
+            crate::FilterErrorKind::TooDeep
+        );
+        let list = format!("pk in [{}1]", "[".repeat(100_000));
+        assert!(compile(&list, &schema(), &Params::new()).is_err());
+        let big = format!("text == '{}'", "x".repeat(1 << 20));
+        let f = compile(&big, &schema(), &Params::new()).unwrap();
+        assert!(!f.matches(&rows()[0]));
+        let chain = vec!["pk != 0"; 50_000].join(" and ");
+        assert!(compile(&chain, &schema(), &Params::new())
+            .unwrap()
+            .matches(&rows()[0]));
+    }
+}

@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn wildcards_match_characters() {
         assert!(m("item_4%", "item 40"));
-        assert!(!m("item_4%", "item 4"));
+        assert!(!m("item_4%", "item4"));
         assert!(m("%item 4_", "item 41"));
         assert!(!m("%item 4_", "item 4"));
         assert!(m("_", "é"), "_ is one character, not one byte");

@@ -416,17 +416,26 @@ fn sized<const N: usize>(kind: Kind, at: usize, child_depths: [u32; N]) -> Resul
 
 /// Builds a flat n-ary `and`/`or` so long chains do not nest.
 fn join(lhs: Node, rhs: Node, is_and: bool, at: usize) -> Result<Node> {
-    let mut items = match lhs.kind {
-        Kind::And(v) if is_and && !lhs.grouped => v,
-        Kind::Or(v) if !is_and && !lhs.grouped => v,
-        _ => vec![lhs],
+    let flat = !lhs.grouped
+        && matches!(
+            (&lhs.kind, is_and),
+            (Kind::And(_), true) | (Kind::Or(_), false)
+        );
+    // A flattened node is already one level above its children.
+    let depth = if flat {
+        lhs.depth.max(rhs.depth + 1)
+    } else {
+        lhs.depth.max(rhs.depth) + 1
     };
-    let at = items.first().map_or(at, |n| n.at.min(at));
-    items.push(rhs);
-    let depth = items.iter().map(|c| c.depth).max().unwrap_or(0) + 1;
     if depth > MAX_DEPTH {
         return Err(too_deep(at));
     }
+    let start = lhs.at.min(at);
+    let mut items = match lhs.kind {
+        Kind::And(v) | Kind::Or(v) if flat => v,
+        kind => vec![Node { kind, ..lhs }],
+    };
+    items.push(rhs);
     let kind = if is_and {
         Kind::And(items)
     } else {
@@ -434,7 +443,7 @@ fn join(lhs: Node, rhs: Node, is_and: bool, at: usize) -> Result<Node> {
     };
     Ok(Node {
         kind,
-        at,
+        at: start,
         depth,
         grouped: false,
     })
