@@ -927,7 +927,7 @@ mod model {
             let mut seq = 0;
             for step in 0..120 {
                 let key = |rng: &mut Rng| Pk::Int(rng.below(30) as i64);
-                let mut batch = |rng: &mut Rng| -> Vec<NewRecord> {
+                let batch = |rng: &mut Rng| -> Vec<NewRecord> {
                     (0..1 + rng.below(4))
                         .map(|_| {
                             let v = rng.below(1000) as f32;
