@@ -149,6 +149,9 @@ impl Collection {
 
     /// [`insert`](Self::insert) for async callers: the commit runs inline, the durability
     /// wait is awaited (shared with every concurrent writer) without blocking the executor.
+    ///
+    /// Cancellation: the batch is committed before the first `.await`; dropping the future
+    /// after that only stops waiting for the flush (the batch still becomes durable).
     pub async fn insert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
         let committed = self.commit(|db, st| write::plan_put(db, st, rows, false))?;
         self.durable_async(committed).await
