@@ -1,0 +1,83 @@
+use super::*;
+use std::sync::Arc;
+
+#[test]
+fn group_commit_under_concurrent_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 15;
+    {
+        let db = open(dir.path());
+        let c = db
+            .create_collection("c", cfg(PkKind::AutoInt, Metric::L2))
+            .unwrap();
+        let c = Arc::new(c);
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let c = Arc::clone(&c);
+                std::thread::spawn(move || {
+                    for i in 0..PER_THREAD {
+                        c.insert(vec![rec(
+                            None,
+                            &format!("{t}-{i}"),
+                            vec![t as f32, i as f32],
+                        )])
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(c.last_seq(), (THREADS * PER_THREAD) as u64);
+        // Writers shared flushes: never more flushes than commits (+1 for creation).
+        assert!(db.flush_count() <= (THREADS * PER_THREAD + 2) as u64);
+    }
+    let db = open(dir.path());
+    let c = db.open_collection("c").unwrap();
+    assert_eq!(c.count().unwrap(), THREADS * PER_THREAD);
+    let mut ids: Vec<_> = c.scan().map(|r| r.unwrap().pk).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), THREADS * PER_THREAD);
+    assert!(c.check_integrity().unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writes_from_many_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    const TASKS: usize = 40;
+    {
+        let db = open(dir.path());
+        let c = db
+            .create_collection("c", cfg(PkKind::Int, Metric::L2))
+            .unwrap();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let pk = Pk::Int(t as i64);
+                    c.insert_async(vec![rec(pk.clone(), "x", vec![1.0, t as f32])])
+                        .await
+                        .unwrap();
+                    c.upsert_async(vec![rec(pk.clone(), "y", vec![2.0, t as f32])])
+                        .await
+                        .unwrap();
+                    if t % 4 == 0 {
+                        c.delete_async(vec![pk]).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(c.count().unwrap(), TASKS - TASKS / 4);
+    }
+    let db = open(dir.path());
+    let c = db.open_collection("c").unwrap();
+    assert_eq!(c.count().unwrap(), TASKS - TASKS / 4);
+    assert!(c.scan().all(|r| r.unwrap().text == "y"));
+    assert!(c.check_integrity().unwrap().is_ok());
+}
