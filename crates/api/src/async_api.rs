@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use quiverdb_types::{Metadata, Pk};
 
-use crate::bridge::spawn_cpu;
 use crate::store::split_documents;
 use crate::write::PreparedWrite;
 use crate::{
@@ -25,7 +24,7 @@ impl VectorStore {
         R: Send + 'static,
     {
         let store = self.clone();
-        spawn_cpu(&self.inner.pool, move || f(store)).await
+        self.inner.pool.run(move || f(store)).await
     }
 
     async fn aembed_documents(&self, texts: Arc<Vec<String>>) -> Result<Vec<Vec<f32>>> {
@@ -34,16 +33,6 @@ impl VectorStore {
             return fut.await.map_err(Error::Embedding);
         }
         self.on_pool(move |_| model.embed_documents(&texts).map_err(Error::Embedding))
-            .await
-    }
-
-    async fn aembed_query(&self, text: &str) -> Result<Vec<f32>> {
-        let model = self.embeddings()?.clone();
-        if let Some(fut) = model.aembed_query(text) {
-            return fut.await.map_err(Error::Embedding);
-        }
-        let text = text.to_owned();
-        self.on_pool(move |_| model.embed_query(&text).map_err(Error::Embedding))
             .await
     }
 
@@ -203,8 +192,15 @@ impl VectorStore {
             // Same validation and empty answer as the blocking call, without embedding.
             return self.similarity_search_with_score_by_vector(&[], opts);
         }
-        let vector = self.aembed_query(query).await?;
-        self.asimilarity_search_with_score_by_vector(&vector, opts)
+        if let Some(fut) = self.embeddings()?.aembed_query(query) {
+            let vector = fut.await.map_err(Error::Embedding)?;
+            return self
+                .asimilarity_search_with_score_by_vector(&vector, opts)
+                .await;
+        }
+        // A blocking model: embed and search in one job on the pool.
+        let (query, opts) = (query.to_owned(), opts.clone());
+        self.on_pool(move |s| s.similarity_search_with_score(&query, &opts))
             .await
     }
 
@@ -254,8 +250,14 @@ impl VectorStore {
         if opts.k == 0 || self.live()?.is_none() {
             return self.max_marginal_relevance_search_by_vector(&[], opts);
         }
-        let vector = self.aembed_query(query).await?;
-        self.amax_marginal_relevance_search_by_vector(&vector, opts)
+        if let Some(fut) = self.embeddings()?.aembed_query(query) {
+            let vector = fut.await.map_err(Error::Embedding)?;
+            return self
+                .amax_marginal_relevance_search_by_vector(&vector, opts)
+                .await;
+        }
+        let (query, opts) = (query.to_owned(), opts.clone());
+        self.on_pool(move |s| s.max_marginal_relevance_search(&query, &opts))
             .await
     }
 

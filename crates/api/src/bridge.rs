@@ -2,42 +2,130 @@
 
 use std::sync::{Arc, OnceLock};
 
+use parking_lot::Mutex;
+
 use crate::{Error, Result};
 
-/// The process-wide default CPU pool, created on first use with one thread per core.
-pub(crate) fn default_pool() -> Arc<rayon::ThreadPool> {
-    static POOL: OnceLock<Arc<rayon::ThreadPool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("quiverdb-cpu-{i}"))
-                .build()
-                .expect("building a rayon pool only fails if threads cannot be spawned"),
-        )
-    })
-    .clone()
+/// A rayon pool plus a queue that coalesces small jobs.
+///
+/// Many concurrent async calls each need a few microseconds of CPU (a search over a small
+/// collection, an embedding). Spawning one rayon job per call costs a thread wake-up per
+/// call; instead, calls push their job on a queue and at most one *drainer* job runs at a
+/// time, taking every queued job at once and running them in parallel on the pool. Under
+/// load this turns N wake-ups into a few, and single calls pay one wake-up as before.
+#[derive(Clone)]
+pub(crate) struct CpuPool {
+    pool: Arc<rayon::ThreadPool>,
+    queue: Arc<Mutex<Queue>>,
 }
 
-/// Runs `f` on `pool` and awaits its result; a panic in `f` becomes [`Error::Panicked`].
-///
-/// Dropping the returned future does not stop `f` (rayon jobs cannot be cancelled); the
-/// store's writes are designed so that a job that finishes unobserved leaves it consistent.
-pub(crate) async fn spawn_cpu<F, R>(pool: &rayon::ThreadPool, f: F) -> Result<R>
-where
-    F: FnOnce() -> Result<R> + Send + 'static,
-    R: Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    pool.spawn(move || {
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(out);
-    });
-    match rx.await {
-        Ok(Ok(r)) => r,
-        Ok(Err(panic)) => Err(Error::Panicked(panic_message(&panic))),
-        Err(_) => Err(Error::Panicked("the CPU pool dropped the job".into())),
+type Job = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    draining: bool,
+}
+
+impl std::fmt::Debug for CpuPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuPool")
+            .field("threads", &self.pool.current_num_threads())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CpuPool {
+    /// Wraps a caller's pool.
+    pub fn new(pool: Arc<rayon::ThreadPool>) -> CpuPool {
+        CpuPool {
+            pool,
+            queue: Arc::default(),
+        }
+    }
+
+    /// The process-wide default pool, created on first use with one thread per core.
+    pub fn shared() -> CpuPool {
+        static POOL: OnceLock<CpuPool> = OnceLock::new();
+        POOL.get_or_init(|| {
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            CpuPool::new(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("quiverdb-cpu-{i}"))
+                    .build()
+                    .expect("building a rayon pool only fails if threads cannot be spawned"),
+            ))
+        })
+        .clone()
+    }
+
+    /// The caller's pool if one was configured, else the shared one.
+    pub fn from_config(pool: Option<&Arc<rayon::ThreadPool>>) -> CpuPool {
+        match pool {
+            Some(p) => CpuPool::new(p.clone()),
+            None => CpuPool::shared(),
+        }
+    }
+
+    /// The rayon pool (for parallel index builds).
+    pub fn rayon(&self) -> &Arc<rayon::ThreadPool> {
+        &self.pool
+    }
+
+    /// Runs `f` on the pool and awaits its result; a panic in `f` becomes
+    /// [`Error::Panicked`].
+    ///
+    /// Dropping the returned future does not stop `f` (rayon jobs cannot be cancelled); the
+    /// store's writes are designed so that a job that finishes unobserved leaves it
+    /// consistent.
+    pub async fn run<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce() -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(out);
+        });
+        let start_drainer = {
+            let mut q = self.queue.lock();
+            q.jobs.push(job);
+            !std::mem::replace(&mut q.draining, true)
+        };
+        if start_drainer {
+            let queue = self.queue.clone();
+            self.pool.spawn(move || drain(&queue));
+        }
+        match rx.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(panic)) => Err(Error::Panicked(panic_message(&panic))),
+            Err(_) => Err(Error::Panicked("the CPU pool dropped the job".into())),
+        }
+    }
+}
+
+/// Runs queued jobs until the queue is empty. Jobs catch their own panics, so a panic never
+/// unwinds through here and `draining` is always reset.
+fn drain(queue: &Mutex<Queue>) {
+    loop {
+        let mut jobs = {
+            let mut q = queue.lock();
+            if q.jobs.is_empty() {
+                q.draining = false;
+                return;
+            }
+            std::mem::take(&mut q.jobs)
+        };
+        if jobs.len() == 1 {
+            if let Some(job) = jobs.pop() {
+                job();
+            }
+        } else {
+            use rayon::prelude::*;
+            jobs.into_par_iter().with_max_len(1).for_each(|job| job());
+        }
     }
 }
 

@@ -33,7 +33,7 @@ pub struct VectorStore {
 pub(crate) struct Inner {
     pub db: Database,
     pub config: StoreConfig,
-    pub pool: Arc<rayon::ThreadPool>,
+    pub pool: crate::bridge::CpuPool,
     state: RwLock<State>,
     create_lock: Mutex<()>,
 }
@@ -107,10 +107,7 @@ impl StoreBuilder {
             Some(p) => Database::open(p)?,
             None => Database::temporary()?,
         };
-        let pool = config
-            .pool
-            .clone()
-            .unwrap_or_else(crate::bridge::default_pool);
+        let pool = crate::bridge::CpuPool::from_config(config.pool.as_ref());
         let name = config.collection_name.clone();
         if config.drop_old {
             db.drop_collection(&name)?;
@@ -135,12 +132,8 @@ impl StoreBuilder {
 
     /// Opens the store without blocking the caller's executor.
     pub async fn aopen(self) -> Result<VectorStore> {
-        let pool = self
-            .config
-            .pool
-            .clone()
-            .unwrap_or_else(crate::bridge::default_pool);
-        crate::bridge::spawn_cpu(&pool, move || self.open()).await
+        let pool = crate::bridge::CpuPool::from_config(self.config.pool.as_ref());
+        pool.run(move || self.open()).await
     }
 }
 
@@ -305,7 +298,7 @@ impl VectorStore {
         let dir = snapshot_dir(&self.inner.db, coll.name());
         Ok(Arc::new(LiveCollection::load(
             coll,
-            self.inner.pool.clone(),
+            self.inner.pool.rayon().clone(),
             dir,
         )?))
     }
