@@ -273,7 +273,8 @@ impl Collection {
         Ok(out)
     }
 
-    /// Sequence number of the last committed batch (0 before the first).
+    /// Sequence number of the last committed batch (0 before the first). A batch counts as
+    /// committed as soon as its transaction is applied, possibly just before it is durable.
     pub fn last_seq(&self) -> u64 {
         self.inner.state.lock().stored.last_seq
     }

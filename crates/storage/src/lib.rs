@@ -31,8 +31,11 @@
 //! (in-memory, fast) validation and commit, then wait for durability together: a flusher
 //! thread runs one fsync for every batch committed before it started (group commit). The
 //! `_async` methods await that flush on a tokio `oneshot` and never block the executor on it;
-//! the library never creates a runtime. Reads take no write lock. Opening the same path twice
-//! in a process returns the same database; another process gets [`Error::Locked`].
+//! the library never creates a runtime. Point reads and scans take no lock (a scan is not a
+//! snapshot); `count`, `last_seq` and `schema` read the in-memory state under the collection's
+//! short write lock. Readers may see a batch as soon as it is committed, slightly before its
+//! writer's call returns. Opening the same path twice in a process returns the same
+//! database; another process gets [`Error::Locked`].
 //!
 //! # Example
 //! ```
