@@ -209,7 +209,7 @@ fn caller_ids_upsert_delete_and_lookups() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].page_content, "replaced text");
     assert!(
-        got[0].metadata.get("category").is_none(),
+        !got[0].metadata.contains_key("category"),
         "upsert replaces the whole record"
     );
     assert_eq!(s.count().unwrap(), 10);

@@ -145,15 +145,36 @@ mod tests {
 
     #[tokio::test]
     async fn panics_come_back_as_errors() {
-        let pool = default_pool();
-        let ok = spawn_cpu(&pool, || Ok(21 * 2)).await.unwrap();
+        let pool = CpuPool::shared();
+        let ok = pool.run(|| Ok(21 * 2)).await.unwrap();
         assert_eq!(ok, 42);
-        let err = spawn_cpu::<_, ()>(&pool, || panic!("boom"))
-            .await
-            .unwrap_err();
+        let err = pool.run::<_, ()>(|| panic!("boom")).await.unwrap_err();
         assert!(
             matches!(err, Error::Panicked(ref m) if m == "boom"),
             "{err}"
         );
+        // The drainer survived the panic.
+        assert_eq!(pool.run(|| Ok(1)).await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_jobs_all_complete() {
+        let pool = CpuPool::new(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        ));
+        let tasks: Vec<_> = (0..500u64)
+            .map(|i| {
+                let p = pool.clone();
+                tokio::spawn(async move { p.run(move || Ok(i * 2)).await })
+            })
+            .collect();
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.unwrap().unwrap();
+        }
+        assert_eq!(sum, 2 * (0..500u64).sum::<u64>());
     }
 }

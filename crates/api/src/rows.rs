@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use quiverdb_filter::{Filter, Row};
 use quiverdb_types::{Metadata, Pk, RowId, Value};
 
@@ -56,14 +57,48 @@ impl RowData {
     }
 }
 
-/// Live rows by row id and by primary key.
+/// A metadata value as an equality key, with Milvus's numeric equality: `Int(2)` and
+/// `Float(2.0)` are the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ScalarKey {
+    Num(u64),
+    Str(String),
+    Bool(bool),
+}
+
+impl ScalarKey {
+    fn of(v: &Value) -> Option<ScalarKey> {
+        match v {
+            Value::Int(i) => Some(ScalarKey::num(*i as f64)),
+            Value::Float(f) => Some(ScalarKey::num(*f)),
+            Value::Str(s) => Some(ScalarKey::Str(s.clone())),
+            Value::Bool(b) => Some(ScalarKey::Bool(*b)),
+            _ => None,
+        }
+    }
+
+    fn num(f: f64) -> ScalarKey {
+        // -0.0 == 0.0; ints beyond 2^53 may share a key, which only widens a candidate set
+        // that the filter then checks row by row.
+        ScalarKey::Num(if f == 0.0 { 0 } else { f.to_bits() })
+    }
+}
+
+/// Equality index of one top-level metadata key: value → rows holding it.
+type KeyIndex = HashMap<ScalarKey, Vec<RowId>>;
+
+/// Live rows by row id and by primary key, plus equality indexes on the metadata keys that
+/// filters have asked about (built on first use, then kept up to date).
 ///
 /// # Invariants
-/// `by_pk[p] == r` iff `by_row[r].pk == p`; both maps hold exactly the live rows.
+/// * `by_pk[p] == r` iff `by_row[r].pk == p`; both maps hold exactly the live rows.
+/// * For every indexed key `k`, `scalar[k][v]` holds exactly the live rows whose
+///   `metadata[k]` has equality key `v`.
 #[derive(Debug, Default)]
 pub(crate) struct Rows {
     by_row: HashMap<RowId, Arc<RowData>>,
     by_pk: HashMap<Pk, RowId>,
+    scalar: RwLock<HashMap<String, KeyIndex>>,
 }
 
 impl Rows {
@@ -78,10 +113,30 @@ impl Rows {
         }
         if let Some(old) = self.by_pk.insert(data.pk.clone(), row) {
             // A newer version replaces an older one that was not removed explicitly.
-            self.by_row.remove(&old);
+            if let Some(old_data) = self.by_row.remove(&old) {
+                self.unindex(old, &old_data);
+            }
+        }
+        for (key, index) in self.scalar.get_mut().iter_mut() {
+            if let Some(k) = data.metadata.get(key).and_then(ScalarKey::of) {
+                index.entry(k).or_default().push(row);
+            }
         }
         self.by_row.insert(row, data);
         true
+    }
+
+    fn unindex(&mut self, row: RowId, data: &RowData) {
+        for (key, index) in self.scalar.get_mut().iter_mut() {
+            if let Some(k) = data.metadata.get(key).and_then(ScalarKey::of) {
+                if let Some(rows) = index.get_mut(&k) {
+                    rows.retain(|r| *r != row);
+                    if rows.is_empty() {
+                        index.remove(&k);
+                    }
+                }
+            }
+        }
     }
 
     /// Removes a row if it is live; returns whether it was.
@@ -91,6 +146,7 @@ impl Rows {
                 if self.by_pk.get(&data.pk) == Some(&row) {
                     self.by_pk.remove(&data.pk);
                 }
+                self.unindex(row, &data);
                 true
             }
             None => false,
@@ -109,17 +165,24 @@ impl Rows {
         self.by_row.keys().copied()
     }
 
-    /// Row ids whose rows match `filter`, using the pk map when the filter names pks.
+    /// Row ids whose rows match `filter`: candidates from the pk map or an equality index
+    /// when the filter allows, else every row; each candidate is checked by the filter.
     pub fn matching(&self, filter: &Filter) -> Vec<RowId> {
-        if let Some(pks) = filter.pk_candidates() {
-            let mut out: Vec<RowId> = pks
-                .iter()
-                .filter_map(|pk| self.by_pk.get(pk))
-                .filter(|r| filter.matches(self.by_row[*r].as_ref()))
-                .copied()
-                .collect();
+        let candidates: Option<Vec<RowId>> = if let Some(pks) = filter.pk_candidates() {
+            Some(
+                pks.iter()
+                    .filter_map(|pk| self.by_pk.get(pk).copied())
+                    .collect(),
+            )
+        } else {
+            filter
+                .index_hint()
+                .map(|hint| self.lookup(&hint.key, &hint.values))
+        };
+        if let Some(mut out) = candidates {
             out.sort_unstable();
             out.dedup();
+            out.retain(|r| filter.matches(self.by_row[r].as_ref()));
             return out;
         }
         self.by_row
@@ -127,6 +190,33 @@ impl Rows {
             .filter(|(_, d)| filter.matches(d.as_ref()))
             .map(|(r, _)| *r)
             .collect()
+    }
+
+    /// Rows whose `metadata[key]` equals one of `values`, building the key's index on first
+    /// use.
+    fn lookup(&self, key: &str, values: &[Value]) -> Vec<RowId> {
+        let keys: Vec<ScalarKey> = values.iter().filter_map(ScalarKey::of).collect();
+        let collect = |index: &KeyIndex| -> Vec<RowId> {
+            keys.iter()
+                .filter_map(|k| index.get(k))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        if let Some(index) = self.scalar.read().get(key) {
+            return collect(index);
+        }
+        let mut scalar = self.scalar.write();
+        let index = scalar.entry(key.to_owned()).or_insert_with(|| {
+            let mut index = KeyIndex::new();
+            for (row, data) in &self.by_row {
+                if let Some(k) = data.metadata.get(key).and_then(ScalarKey::of) {
+                    index.entry(k).or_default().push(*row);
+                }
+            }
+            index
+        });
+        collect(index)
     }
 
     /// Matching rows in primary-key order (deterministic output for queries).
@@ -165,6 +255,68 @@ mod tests {
         assert!(rows.remove(RowId(2)));
         assert_eq!(rows.row_of(&Pk::Int(7)), None);
         assert_eq!(rows.len(), 0);
+    }
+
+    fn tagged(pk: i64, tag: Value) -> Arc<RowData> {
+        let mut metadata = Metadata::new();
+        metadata.insert("tag".into(), tag);
+        Arc::new(RowData {
+            pk: Pk::Int(pk),
+            text: String::new(),
+            metadata,
+        })
+    }
+
+    fn compile(expr: &str) -> Filter {
+        let schema = quiverdb_filter::Schema::dynamic("pk", true, "text");
+        quiverdb_filter::compile(expr, &schema, &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn equality_index_agrees_with_a_full_scan_through_updates() {
+        let mut rows = Rows::default();
+        for i in 0..50 {
+            let tag = match i % 4 {
+                0 => Value::Int(i % 3),
+                1 => Value::Float((i % 3) as f64),
+                2 => Value::from(format!("s{}", i % 3)),
+                _ => Value::Null,
+            };
+            rows.insert(RowId(i as u64), tagged(i, tag));
+        }
+        let scan = |rows: &Rows, f: &Filter| {
+            let mut all: Vec<RowId> = rows
+                .by_row
+                .iter()
+                .filter(|(_, d)| f.matches(d.as_ref()))
+                .map(|(r, _)| *r)
+                .collect();
+            all.sort_unstable();
+            all
+        };
+        for expr in [
+            "tag == 2",
+            "tag in [1, 2]",
+            "tag in ['s0', 's2']",
+            "tag == 's1'",
+            "tag == 2.0 and pk > 10",
+        ] {
+            let f = compile(expr);
+            assert!(f.index_hint().is_some(), "{expr} should use the index");
+            let mut got = rows.matching(&f);
+            got.sort_unstable();
+            assert_eq!(got, scan(&rows, &f), "{expr}");
+        }
+        // The index, now built, follows inserts, replacements and removals.
+        rows.insert(RowId(100), tagged(1000, Value::Int(2)));
+        rows.insert(RowId(101), tagged(2, Value::from("s2"))); // replaces pk 2's row
+        rows.remove(RowId(4));
+        for expr in ["tag == 2", "tag in [1, 2]", "tag in ['s0', 's2']"] {
+            let f = compile(expr);
+            let mut got = rows.matching(&f);
+            got.sort_unstable();
+            assert_eq!(got, scan(&rows, &f), "{expr} after updates");
+        }
     }
 
     #[test]

@@ -548,7 +548,7 @@ impl VectorStore {
         &self,
         ids: Option<Vec<Pk>>,
         documents: Vec<Document>,
-    ) -> Result<Option<(Vec<String>, Vec<Metadata>, Vec<Pk>)>> {
+    ) -> Result<Option<UpsertInput>> {
         if documents.is_empty() {
             return Ok(None);
         }
@@ -821,6 +821,9 @@ impl VectorStore {
             .collect())
     }
 }
+
+/// Texts, metadatas and ids of an upsert.
+pub(crate) type UpsertInput = (Vec<String>, Vec<Metadata>, Vec<Pk>);
 
 fn check_k(k: usize) -> Result<()> {
     if k == 0 {
