@@ -209,7 +209,8 @@ fn lookup<'r>(meta: &'r Metadata, key: &str) -> Option<&'r Value> {
     }
 }
 
-fn fetch<'r>(acc: &Acc, row: &'r dyn Row) -> Cell<'r> {
+#[inline(always)]
+fn fetch<'r, R: Row + ?Sized>(acc: &Acc, row: &'r R) -> Cell<'r> {
     match acc {
         Acc::Pk => match row.pk() {
             Pk::Int(i) => Cell::Int(*i),
@@ -325,6 +326,7 @@ fn arith(op: ArithOp, x: Cell<'_>, k: &Lit) -> Option<Cell<'static>> {
     }
 }
 
+#[inline(always)]
 fn test(cell: Cell<'_>, t: &Test) -> Tri {
     if let Cell::Unknown = cell {
         return if matches!(t, Test::IsNull) {
@@ -393,7 +395,7 @@ fn test(cell: Cell<'_>, t: &Test) -> Tri {
 }
 
 impl Pred {
-    pub(crate) fn eval(&self, row: &dyn Row) -> Tri {
+    pub(crate) fn eval<R: Row + ?Sized>(&self, row: &R) -> Tri {
         match self {
             Pred::Const(b) => Tri::from(*b),
             Pred::And(ps) => {

@@ -34,7 +34,10 @@ impl Filter {
     }
 
     /// Whether `row` satisfies the filter (SQL NULL outcomes do not match).
-    pub fn matches(&self, row: &dyn Row) -> bool {
+    ///
+    /// Generic so a concrete row type is read without virtual calls; `&dyn Row` works too.
+    #[inline]
+    pub fn matches<R: Row + ?Sized>(&self, row: &R) -> bool {
         self.pred.eval(row) == Tri::True
     }
 

@@ -5,6 +5,7 @@ use quiverdb_types::{Pk, Value};
 
 use crate::ast::CmpOp;
 use crate::compiled::{Acc, Lit, Pred, Test};
+use crate::schema::FieldType;
 
 /// A top-level conjunct `key == const` or `key in [consts]` on a top-level metadata key.
 ///
@@ -52,9 +53,9 @@ pub(crate) fn pk_candidates(p: &Pred) -> Option<Vec<Pk>> {
     }
 }
 
-fn twins(l: &Lit, json: bool, out: &mut Vec<Value>) {
+fn twins(l: &Lit, numeric_twins: bool, out: &mut Vec<Value>) {
     out.push(l.to_value());
-    if !json {
+    if !numeric_twins {
         return;
     }
     match l {
@@ -69,7 +70,8 @@ fn hint_of(p: &Pred) -> Option<IndexHint> {
         return None;
     };
     let (key, json) = match acc {
-        Acc::Typed { key, .. } => (key, false),
+        // A DOUBLE field also reads stored integers (see `typed_cell`), so list both.
+        Acc::Typed { key, ty } => (key, *ty == FieldType::Double),
         Acc::Json { key, path, .. } if path.is_empty() => (key, true),
         _ => return None,
     };

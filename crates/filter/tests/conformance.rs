@@ -491,3 +491,66 @@ mod errors {
         );
     }
 }
+
+mod language {
+    use super::*;
+
+    #[test]
+    fn documented_forms_compile_and_mean_what_docs_say() {
+        let s = Schema::dynamic("pk", true, "text").with_field("age", FieldType::Int64, false);
+        let d: Vec<Doc> = (0..12)
+            .map(|i| {
+                doc(
+                    i,
+                    &[
+                        ("age", Value::Int(i * 3)),
+                        (
+                            "a",
+                            if i % 2 == 0 {
+                                Value::Int(i)
+                            } else {
+                                Value::Float(i as f64)
+                            },
+                        ),
+                        ("name", Value::from(format!("doc_{i}%"))),
+                    ],
+                )
+            })
+            .collect();
+        assert_eq!(hits("(2*3+4) < age", &s, &d), [4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(
+            hits("pk == 010 or pk == 0x0A or pk == 0b1011", &s, &d),
+            [8, 10, 11]
+        );
+        assert_eq!(hits("1 < a < 3", &s, &d), [2]);
+        assert_eq!(hits("$meta[\"a\"] >= 10.0", &s, &d), [10, 11]);
+        assert_eq!(hits("not a > 1 and pk < 5", &s, &d), [0, 1]);
+        assert_eq!(hits("! a == 1 && pk < 3", &s, &d), [0, 2]);
+        assert_eq!(hits("name like 'doc\\\\_1%'", &s, &d), [1, 10, 11]);
+        assert_eq!(hits("name like 'doc_1_\\\\%'", &s, &d), [10, 11]);
+        assert_eq!(hits("a % 5 == 0 AND a != 0", &s, &d), [5, 10]);
+        assert_eq!(hits("2 * a == 8", &s, &d), [4]);
+        assert_eq!(hits("1 + a == 8", &s, &d), [7]);
+        let mut p = Params::new();
+        p.insert("lo".into(), Value::Int(2));
+        p.insert("hi".into(), Value::Int(9));
+        let f = compile("{lo} < age <= {hi}", &s, &p).unwrap();
+        assert_eq!(d.iter().filter(|r| f.matches(*r)).count(), 3);
+        let e = compile("pk == 5.0", &s, &p).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot compare INT64 field 'pk' with a float at 6: Milvus does not cast floats to INT64; compare 'pk' with an integer"
+        );
+        for bad in [
+            "2 - a == 1",
+            "a + pk == 1",
+            "a * 2 + 1 > 3",
+            "pk ** 2 == 4",
+            "a << 1 == 2",
+            "~a == 1",
+            "text_match(text, 'x')",
+        ] {
+            assert!(compile(bad, &s, &p).is_err(), "{bad} must be rejected");
+        }
+    }
+}
