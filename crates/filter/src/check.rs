@@ -7,10 +7,11 @@ use std::cmp::Ordering;
 
 use crate::ast::{ArithOp, CmpOp, Func, Kind, Node, UnOp};
 use crate::compiled::{Contains, Lit, Pred, Test};
+use crate::constants::{as_f64, cast, elem_cast, fold_arith, is_num, lit_order, whole_json};
 use crate::error::{type_err, unsupported, FilterError, FilterErrorKind, Result};
 use crate::like::LikePattern;
 use crate::resolve::{resolve, template, FieldRef, Ty};
-use crate::schema::{ElementType, Params, Schema};
+use crate::schema::{Params, Schema};
 
 /// A lowered operand.
 enum Val {
@@ -67,143 +68,6 @@ fn describe(v: &Val) -> String {
         Val::Arith { field, .. } => format!("arithmetic on '{}'", field.name),
         Val::Len(f) => format!("array_length({})", f.name),
         Val::Pred(_) => "a boolean expression".to_owned(),
-    }
-}
-
-fn is_num(l: &Lit) -> bool {
-    matches!(l, Lit::Int(_) | Lit::Float(_))
-}
-
-fn as_f64(l: &Lit) -> f64 {
-    match l {
-        Lit::Int(i) => *i as f64,
-        Lit::Float(f) => *f,
-        _ => f64::NAN,
-    }
-}
-
-fn lit_order(a: &Lit, b: &Lit) -> Option<Ordering> {
-    match (a, b) {
-        (Lit::Int(x), Lit::Int(y)) => Some(x.cmp(y)),
-        (x, y) if is_num(x) && is_num(y) => as_f64(x).partial_cmp(&as_f64(y)),
-        (Lit::Str(x), Lit::Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
-        (Lit::Bool(x), Lit::Bool(y)) => Some(x.cmp(y)),
-        _ => None,
-    }
-}
-
-/// Casts a constant to what a field of type `ty` is compared with.
-fn cast(f: &FieldRef, lit: Lit, at: usize, allow_list: bool) -> Result<Lit> {
-    let bad = |lit: &Lit| {
-        type_err(
-            at,
-            format!(
-                "cannot compare {} field '{}' with a {}",
-                f.ty.name(),
-                f.name,
-                lit.type_name()
-            ),
-        )
-    };
-    match (f.ty, lit) {
-        (Ty::Int, l @ Lit::Int(_)) => Ok(l),
-        (Ty::Int, l @ Lit::Float(_)) => Err(bad(&l).hint(format!(
-            "Milvus does not cast floats to INT64; compare '{}' with an integer",
-            f.name
-        ))),
-        (Ty::Float, Lit::Int(i)) => Ok(Lit::Float(i as f64)),
-        (Ty::Float, l @ Lit::Float(_)) => Ok(l),
-        (Ty::Str, l @ Lit::Str(_)) => Ok(l),
-        (Ty::Bool, l @ Lit::Bool(_)) => Ok(l),
-        (Ty::Json, Lit::List(items)) if allow_list => Ok(Lit::List(items)),
-        (Ty::Json, l @ Lit::List(_)) => Err(bad(&l)),
-        (Ty::Json, l) => Ok(l),
-        (Ty::JsonRoot, _) => Err(whole_json(f)),
-        (Ty::Array(_), _) => Err(type_err(
-            f.at,
-            format!("ARRAY field '{}' cannot be compared directly", f.name),
-        )
-        .hint(format!(
-            "compare an element like {}[0], or use array_contains",
-            f.name
-        ))),
-        (_, l) => Err(bad(&l)),
-    }
-}
-
-fn whole_json(f: &FieldRef) -> FilterError {
-    type_err(
-        f.at,
-        format!("cannot filter on the whole JSON field '{}'", f.name),
-    )
-    .hint(format!("name a key, like {}[\"key\"]", f.name))
-}
-
-fn elem_cast(e: ElementType, lit: Lit, at: usize, fname: &str) -> Result<Lit> {
-    match (e, lit) {
-        (ElementType::Int64, l @ Lit::Int(_)) => Ok(l),
-        (ElementType::Double, l) if is_num(&l) => Ok(Lit::Float(as_f64(&l))),
-        (ElementType::VarChar, l @ Lit::Str(_)) => Ok(l),
-        (ElementType::Bool, l @ Lit::Bool(_)) => Ok(l),
-        (e, l) => Err(type_err(
-            at,
-            format!(
-                "ARRAY field '{fname}' holds {e:?} elements, not a {}",
-                l.type_name()
-            ),
-        )),
-    }
-}
-
-fn fold_arith(op: ArithOp, a: Lit, b: Lit, at: usize) -> Result<Lit> {
-    let overflow = || {
-        FilterError::new(
-            FilterErrorKind::Literal,
-            at,
-            "integer overflow in a constant expression",
-        )
-    };
-    match (a, b) {
-        (Lit::Int(x), Lit::Int(y)) => {
-            if matches!(op, ArithOp::Div | ArithOp::Mod) && y == 0 {
-                return Err(type_err(at, "division by zero"));
-            }
-            let r = match op {
-                ArithOp::Add => x.checked_add(y),
-                ArithOp::Sub => x.checked_sub(y),
-                ArithOp::Mul => x.checked_mul(y),
-                ArithOp::Div => x.checked_div(y),
-                ArithOp::Mod => x.checked_rem(y),
-                ArithOp::Pow => {
-                    if y < 0 {
-                        return Ok(Lit::Float((x as f64).powf(y as f64)));
-                    }
-                    u32::try_from(y).ok().and_then(|e| x.checked_pow(e))
-                }
-            };
-            r.map(Lit::Int).ok_or_else(overflow)
-        }
-        (x, y) if is_num(&x) && is_num(&y) => {
-            let (x, y) = (as_f64(&x), as_f64(&y));
-            Ok(Lit::Float(match op {
-                ArithOp::Add => x + y,
-                ArithOp::Sub => x - y,
-                ArithOp::Mul => x * y,
-                ArithOp::Div if y == 0.0 => return Err(type_err(at, "division by zero")),
-                ArithOp::Div => x / y,
-                ArithOp::Mod => return Err(type_err(at, "'%' only applies to integers")),
-                ArithOp::Pow => x.powf(y),
-            }))
-        }
-        (x, y) => Err(type_err(
-            at,
-            format!(
-                "cannot apply '{}' to a {} and a {}",
-                op.symbol(),
-                x.type_name(),
-                y.type_name()
-            ),
-        )),
     }
 }
 
@@ -756,7 +620,10 @@ impl Cx<'_> {
     }
 
     fn call(&self, func: Func, args: &[Node], at: usize) -> Result<Val> {
-        let f = self.field(&args[0], func.name())?;
+        let (Some(first), second) = (args.first(), args.get(1)) else {
+            return Err(type_err(at, format!("{} needs arguments", func.name())));
+        };
+        let f = self.field(first, func.name())?;
         let elem = match f.ty {
             Ty::Json => None,
             Ty::Array(e) => Some(e),
@@ -776,7 +643,9 @@ impl Cx<'_> {
         if func == Func::ArrayLength {
             return Ok(Val::Len(f));
         }
-        let arg = &args[1];
+        let Some(arg) = second else {
+            return Err(type_err(at, format!("{} needs two arguments", func.name())));
+        };
         let lit = self.constant(arg, func.name())?;
         let cast_elem = |l: Lit| match elem {
             Some(e) => elem_cast(e, l, arg.at, &f.name),

@@ -60,6 +60,7 @@ mod ast;
 mod check;
 mod compiled;
 pub mod conformance;
+mod constants;
 mod error;
 mod filter;
 mod lexer;

@@ -234,7 +234,7 @@ impl Parser<'_> {
                     };
                     sized(k, at, d)?
                 }
-                _ => unreachable!("binding power table covers the token"),
+                _ => return Err(self.unexpected(self.i - 1, "expected an operator")),
             };
         }
         Ok(lhs)
