@@ -700,3 +700,87 @@ fn negate(p: Pred) -> Pred {
         p => Pred::Not(Box::new(p)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::schema::{FieldType, Params, Schema};
+    use crate::{compile, FilterErrorKind};
+
+    fn schema() -> Schema {
+        Schema::dynamic("pk", true, "text")
+            .with_field("age", FieldType::Int64, true)
+            .with_field("flag", FieldType::Bool, false)
+            .with_field("js", FieldType::Json, true)
+    }
+
+    fn kind(expr: &str) -> Option<FilterErrorKind> {
+        compile(expr, &schema(), &Params::new())
+            .err()
+            .map(|e| e.kind)
+    }
+
+    #[test]
+    fn milvus_parse_time_rules_are_enforced() {
+        let rejected = [
+            "pk < 3 and true",
+            "true",
+            "flag",
+            "not flag",
+            "js == 1",
+            "exists js",
+            "js is null",
+            "exists age",
+            "x in [1, 'a']",
+            "x in [[1]]",
+            "x in 5",
+            "10 < pk < 5",
+            "3 < pk <= 3",
+            "1 < flag < 2",
+            "1 < x < 'a'",
+            "x > [1]",
+            "x == y",
+            "age + 1.5 > 2",
+            "age % 2.0 == 0",
+            "text + 1 == 2",
+            "json_contains(age, 1)",
+            "array_length(age) == 1",
+            "array_length(x) == 'a'",
+            "x like 'a' and 1",
+            "age == flag",
+            "x % 2.5 == 1",
+        ];
+        for e in rejected {
+            assert!(kind(e).is_some(), "{e} must be rejected");
+        }
+        let accepted = [
+            "1 == 1",
+            "true and false",
+            "not (1 > 2)",
+            "pk is null",
+            "text is not null",
+            "3 <= pk <= 3",
+            "x == [1, 'a']",
+            "x in []",
+            "flag != flag",
+            "age < pk",
+            "js[\"a\"][0] > 1",
+            "exists $meta[\"k\"]",
+            "x % 2 == 1",
+        ];
+        for e in accepted {
+            assert_eq!(kind(e), None, "{e} must compile");
+        }
+        assert_eq!(kind("pk == 1.0"), Some(FilterErrorKind::Type));
+        assert_eq!(kind("pk == {p}"), Some(FilterErrorKind::Template));
+        assert_eq!(kind("a ^ 1 == 2"), Some(FilterErrorKind::Unsupported));
+    }
+
+    #[test]
+    fn constant_predicates_fold() {
+        let c = |e: &str| compile(e, &schema(), &Params::new()).unwrap();
+        assert!(c("1 == 1").is_match_all());
+        assert!(c("true and false").is_match_none());
+        assert!(c("pk is null").is_match_none());
+        assert!(c("pk is not null").is_match_all());
+    }
+}

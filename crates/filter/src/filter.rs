@@ -257,3 +257,89 @@ mod tests {
             .matches(&rows()[0]));
     }
 }
+
+#[cfg(test)]
+mod equivalences {
+    //! Properties that must hold between forms of the same question on JSON keys (no SQL
+    //! NULL involved): `!=` is `not ==` (missing keys satisfy both), `in` is a chain of `or`,
+    //! a range is two comparisons.
+    use super::*;
+    use proptest::prelude::*;
+    use quiverdb_types::{Metadata, Value};
+
+    struct R(Pk, Metadata);
+    impl Row for R {
+        fn pk(&self) -> &Pk {
+            &self.0
+        }
+        fn text(&self) -> &str {
+            ""
+        }
+        fn metadata(&self) -> &Metadata {
+            &self.1
+        }
+    }
+
+    fn value() -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            (-3i64..4).prop_map(|i| Some(Value::Int(i))),
+            (-6i64..8).prop_map(|i| Some(Value::Float(i as f64 / 2.0))),
+            prop::sample::select(vec!["a", "b", ""]).prop_map(|s| Some(Value::from(s))),
+            any::<bool>().prop_map(|b| Some(Value::Bool(b))),
+            Just(Some(Value::List(vec![Value::Int(1)]))),
+        ]
+    }
+
+    fn constant() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "-1", "0", "1", "2", "1.5", "'a'", "''", "true", "false",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn m(expr: &str, r: &R) -> bool {
+        compile(expr, &Schema::dynamic("pk", true, "text"), &Params::new())
+            .unwrap_or_else(|e| panic!("{expr}: {e}"))
+            .matches(r)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn forms_agree(v in value(), c1 in constant(), c2 in constant()) {
+            let mut meta = Metadata::new();
+            if let Some(v) = v {
+                meta.insert("x".into(), v);
+            }
+            let r = R(Pk::Int(1), meta);
+            prop_assert_eq!(m(&format!("x != {c1}"), &r), m(&format!("not (x == {c1})"), &r));
+            prop_assert_eq!(m(&format!("x not in [{c1}]"), &r), m(&format!("x != {c1}"), &r));
+            for op in ["==", "<", "<=", ">", ">="] {
+                let flipped = match op { "<" => ">", "<=" => ">=", ">" => "<", ">=" => "<=", o => o };
+                prop_assert_eq!(m(&format!("x {op} {c1}"), &r), m(&format!("{c1} {flipped} x"), &r));
+            }
+            let same_kind = |a: &str, b: &str| {
+                let k = |s: &str| if s.starts_with('\'') { 1 } else if s == "true" || s == "false" { 2 } else { 0 };
+                k(a) == k(b)
+            };
+            if same_kind(&c1, &c2) {
+                prop_assert_eq!(
+                    m(&format!("x in [{c1}, {c2}]"), &r),
+                    m(&format!("x == {c1} or x == {c2}"), &r)
+                );
+            }
+            let num = |s: &str| s.parse::<f64>().ok();
+            if let (Some(a), Some(b)) = (num(&c1), num(&c2)) {
+                if a < b {
+                    prop_assert_eq!(
+                        m(&format!("{c1} < x <= {c2}"), &r),
+                        m(&format!("x > {c1} and x <= {c2}"), &r)
+                    );
+                }
+            }
+        }
+    }
+}
