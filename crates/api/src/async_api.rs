@@ -39,7 +39,7 @@ impl VectorStore {
     /// Commits a prepared write through group commit, then applies it on the pool.
     async fn acommit(&self, prepared: PreparedWrite) -> Result<quiverdb_storage::WriteReceipt> {
         let committed = prepared.acommit().await?;
-        self.on_pool(move |_| committed.apply()).await
+        committed.apply_async(&self.inner.pool).await
     }
 
     /// Async [`VectorStore::from_texts`].

@@ -9,6 +9,7 @@
 //!   finds `applied_seq < storage.last_seq()` (from storage's change log). Applying is
 //!   idempotent, so both paths can meet without harm.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use quiverdb_index::{
 use quiverdb_storage::{Collection, Record};
 use quiverdb_types::{Metric, Pk, RowId};
 
+use crate::bridge::CpuPool;
 use crate::rows::{RowData, Rows};
 use crate::{Error, Result};
 
@@ -39,6 +41,14 @@ pub(crate) struct CommittedBatch {
     pub removed: Vec<RowId>,
 }
 
+/// What async writers wait on: the applied sequence number, and the last drain failure.
+#[derive(Debug, Clone)]
+pub(crate) struct Applied {
+    seq: u64,
+    failed_upto: u64,
+    error: String,
+}
+
 /// A collection with its index and rows loaded.
 pub(crate) struct LiveCollection {
     pub coll: Collection,
@@ -46,9 +56,13 @@ pub(crate) struct LiveCollection {
     index_config: IndexConfig,
     index: RwLock<Option<Arc<dyn VectorIndex>>>,
     rows: RwLock<Rows>,
+    /// Committed batches waiting to be applied, by sequence number.
+    pending: Mutex<BTreeMap<u64, CommittedBatch>>,
     /// Serializes applying batches; holds nothing else.
     applier: Mutex<()>,
     applied_seq: AtomicU64,
+    /// Publishes `applied_seq` (and drain failures) to async writers waiting for theirs.
+    applied_tx: tokio::sync::watch::Sender<Applied>,
     pool: Arc<rayon::ThreadPool>,
     snapshot_dir: Option<PathBuf>,
 }
@@ -113,8 +127,14 @@ impl LiveCollection {
             index_config,
             index: RwLock::new(None),
             rows: RwLock::new(rows),
+            pending: Mutex::new(BTreeMap::new()),
             applier: Mutex::new(()),
             applied_seq: AtomicU64::new(seq_before_scan),
+            applied_tx: tokio::sync::watch::Sender::new(Applied {
+                seq: seq_before_scan,
+                failed_upto: 0,
+                error: String::new(),
+            }),
             pool,
             snapshot_dir,
         };
@@ -227,20 +247,124 @@ impl LiveCollection {
         rows.row_of(pk).and_then(|r| rows.get(r).cloned())
     }
 
-    /// Applies a batch its writer committed. Batches before it that nobody applied yet
-    /// are read back from storage first, so the derived state follows storage order.
+    /// Queues a batch its writer committed, for the next drain.
+    fn submit(&self, batch: CommittedBatch) {
+        if batch.seq > self.applied_seq.load(Ordering::SeqCst) {
+            self.pending.lock().entry(batch.seq).or_insert(batch);
+        }
+    }
+
+    /// Applies a committed batch (blocking): queues it, then drains the queue, waiting for
+    /// a drain already running to finish first.
     pub fn apply(&self, batch: CommittedBatch) -> Result<()> {
+        let seq = batch.seq;
+        self.submit(batch);
         let _apply = self.applier.lock();
-        let applied = self.applied_seq.load(Ordering::SeqCst);
-        if batch.seq <= applied {
-            return Ok(()); // a reader's catch-up got here first
+        if self.applied_seq.load(Ordering::SeqCst) >= seq {
+            return Ok(()); // another writer's drain took it
         }
-        if batch.seq > applied + 1 {
-            self.catch_up_locked(batch.seq - 1)?;
+        self.drain_locked()
+    }
+
+    /// Applies a committed batch from async code: queues it, makes sure a drain runs on the
+    /// CPU pool, and waits until the batch is applied. Concurrent writers' batches are
+    /// merged into one index update that the pool builds in parallel.
+    pub async fn apply_async(
+        self: &Arc<Self>,
+        batch: CommittedBatch,
+        pool: &CpuPool,
+    ) -> Result<()> {
+        let seq = batch.seq;
+        let mut applied = self.applied_tx.subscribe();
+        self.submit(batch);
+        let live = self.clone();
+        pool.run(move || live.drain_if_idle()).await?;
+        let outcome = applied
+            .wait_for(|a| a.seq >= seq || a.failed_upto >= seq)
+            .await
+            .map_err(|_| Error::Closed)?;
+        if outcome.seq >= seq {
+            Ok(())
+        } else {
+            Err(Error::Index(outcome.error.clone()))
         }
-        self.apply_locked(batch.inserted, &batch.removed)?;
-        self.applied_seq.store(batch.seq, Ordering::SeqCst);
-        Ok(())
+    }
+
+    /// Drains the queue unless another thread is draining it. The holder re-checks the
+    /// queue after releasing the lock, so a batch queued while it held the lock is drained
+    /// either by it or by the caller that queued it.
+    fn drain_if_idle(&self) -> Result<()> {
+        loop {
+            let Some(guard) = self.applier.try_lock() else {
+                return Ok(());
+            };
+            let result = self.drain_locked();
+            drop(guard);
+            result?;
+            let applied = self.applied_seq.load(Ordering::SeqCst);
+            if !self.pending.lock().keys().any(|s| *s > applied) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies every queued batch in sequence order as one merged update. A gap (a batch
+    /// committed but not queued: its writer is late, or its future was dropped) is filled
+    /// from storage's change log first.
+    fn drain_locked(&self) -> Result<()> {
+        let result = self.drain_queue();
+        if let Err(e) = &result {
+            // Drop what could not be applied; the next catch-up re-reads it from storage.
+            let failed = self.pending.lock().keys().next_back().copied().unwrap_or(0);
+            self.pending.lock().clear();
+            let applied = self.applied_seq.load(Ordering::SeqCst);
+            self.applied_tx.send_replace(Applied {
+                seq: applied,
+                failed_upto: failed.max(self.coll.last_seq()),
+                error: e.to_string(),
+            });
+        }
+        result
+    }
+
+    fn drain_queue(&self) -> Result<()> {
+        loop {
+            let applied = self.applied_seq.load(Ordering::SeqCst);
+            let batches: Vec<CommittedBatch> = {
+                let mut pending = self.pending.lock();
+                while pending
+                    .first_key_value()
+                    .is_some_and(|(s, _)| *s <= applied)
+                {
+                    pending.pop_first();
+                }
+                match pending.first_key_value() {
+                    None => return Ok(()),
+                    Some((&first, _)) if first > applied + 1 => {
+                        drop(pending);
+                        self.catch_up_locked(first - 1)?;
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+                let mut next = applied + 1;
+                let mut out = Vec::new();
+                while let Some(b) = pending.remove(&next) {
+                    out.push(b);
+                    next += 1;
+                }
+                out
+            };
+            let last = batches.last().map_or(applied, |b| b.seq);
+            let (inserted, removed) = merge(batches);
+            self.apply_locked(inserted, &removed)?;
+            self.publish(last);
+        }
+    }
+
+    fn publish(&self, seq: u64) {
+        self.applied_seq.store(seq, Ordering::SeqCst);
+        self.applied_tx.send_modify(|a| a.seq = seq);
     }
 
     /// Applies every committed batch not yet applied (cheap when there is none).
@@ -276,7 +400,7 @@ impl LiveCollection {
             }
             let removed: Vec<RowId> = change.removed.iter().map(|(_, r)| *r).collect();
             self.apply_locked(inserted, &removed)?;
-            self.applied_seq.store(change.seq, Ordering::SeqCst);
+            self.publish(change.seq);
         }
         Ok(())
     }
@@ -395,5 +519,63 @@ impl LiveCollection {
             Some(index) => ids.iter().map(|r| index.vector(*r)).collect(),
             None => vec![None; ids.len()],
         }
+    }
+}
+
+/// The net effect of consecutive batches: row ids are never reused, so a row both inserted
+/// and removed within them is neither inserted nor removed.
+fn merge(batches: Vec<CommittedBatch>) -> (Vec<CommittedRow>, Vec<RowId>) {
+    let removed_all: HashSet<RowId> = batches
+        .iter()
+        .flat_map(|b| b.removed.iter().copied())
+        .collect();
+    let mut inserted_ids = HashSet::new();
+    let mut inserted = Vec::new();
+    for b in batches {
+        for r in b.inserted {
+            inserted_ids.insert(r.row);
+            if !removed_all.contains(&r.row) {
+                inserted.push(r);
+            }
+        }
+    }
+    let removed = removed_all
+        .into_iter()
+        .filter(|r| !inserted_ids.contains(r))
+        .collect();
+    (inserted, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quiverdb_types::Metadata;
+
+    fn row(id: u64) -> CommittedRow {
+        CommittedRow {
+            row: RowId(id),
+            data: Arc::new(RowData {
+                pk: Pk::Int(id as i64),
+                text: String::new(),
+                metadata: Metadata::new(),
+            }),
+            vector: vec![0.0],
+        }
+    }
+
+    #[test]
+    fn merge_keeps_the_net_effect() {
+        let b = |seq, ins: &[u64], rem: &[u64]| CommittedBatch {
+            seq,
+            inserted: ins.iter().map(|i| row(*i)).collect(),
+            removed: rem.iter().map(|r| RowId(*r)).collect(),
+        };
+        // Row 10 inserted then removed (an upsert's old version): gone without a trace;
+        // row 1 existed before and is removed; rows 11 and 12 are new.
+        let (ins, mut rem) = merge(vec![b(5, &[10, 11], &[1]), b(6, &[12], &[10])]);
+        rem.sort();
+        let ins: Vec<u64> = ins.iter().map(|r| r.row.0).collect();
+        assert_eq!(ins, vec![11, 12]);
+        assert_eq!(rem, vec![RowId(1)]);
     }
 }

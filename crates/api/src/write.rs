@@ -85,17 +85,40 @@ pub(crate) struct CommittedWrite {
 }
 
 impl CommittedWrite {
-    /// Applies the write to the index and rows; returns the receipt.
+    /// Applies the write to the index and rows (blocking); returns the receipt.
     pub fn apply(self) -> Result<WriteReceipt> {
+        let (live, receipt, batch) = self.into_batch();
+        match batch {
+            Some(batch) => live.apply(batch)?,
+            None => live.catch_up()?,
+        }
+        Ok(receipt)
+    }
+
+    /// Applies the write from async code, merged with concurrent writers' batches.
+    pub async fn apply_async(self, pool: &crate::bridge::CpuPool) -> Result<WriteReceipt> {
+        let (live, receipt, batch) = self.into_batch();
+        match batch {
+            Some(batch) => live.apply_async(batch, pool).await?,
+            None => {
+                pool.run(move || live.catch_up()).await?;
+            }
+        }
+        Ok(receipt)
+    }
+
+    /// Pairs the receipt's rows with the data the writer holds; `None` when they cannot be
+    /// paired (then the change log drives the update).
+    fn into_batch(self) -> (Arc<LiveCollection>, WriteReceipt, Option<CommittedBatch>) {
         let CommittedWrite {
             live,
             receipt,
             payload,
         } = self;
-        if receipt.inserted.len() != payload.len() {
-            // Cannot pair rows with their data: let the change log drive the update.
-            live.catch_up()?;
-            return Ok(receipt);
+        let changed_nothing = receipt.inserted.is_empty() && receipt.removed.is_empty();
+        if changed_nothing || receipt.inserted.len() != payload.len() {
+            // A batch that changed nothing was not committed: its seq is someone else's.
+            return (live, receipt, None);
         }
         let inserted = receipt
             .inserted
@@ -111,12 +134,12 @@ impl CommittedWrite {
                 vector,
             })
             .collect();
-        live.apply(CommittedBatch {
+        let batch = CommittedBatch {
             seq: receipt.seq,
             inserted,
             removed: receipt.removed.iter().map(|(_, r)| *r).collect(),
-        })?;
-        Ok(receipt)
+        };
+        (live, receipt, Some(batch))
     }
 }
 
