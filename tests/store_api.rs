@@ -442,3 +442,24 @@ fn from_texts_and_from_documents() {
         vec![Pk::from("one"), Pk::from("two")]
     );
 }
+
+#[test]
+fn describe_export_and_integrity() {
+    let s = store();
+    assert!(s.describe().unwrap().is_none());
+    s.add_documents(docs(12), None).unwrap();
+    s.delete(None, Some("n < 2")).unwrap();
+    let info = s.describe().unwrap().unwrap();
+    assert_eq!(info.records, 10);
+    assert_eq!(info.dimension, Some(64));
+    assert_eq!(info.metric, Metric::L2);
+    let st = info.index_stats.unwrap();
+    assert_eq!(st.live, 10);
+    let report = s.check_integrity().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!((report.records, report.indexed), (10, 10));
+    let exported = s.export_records().unwrap();
+    assert_eq!(exported.len(), 10);
+    assert!(exported.iter().all(|(_, v)| v.len() == 64));
+    assert_eq!(exported[0].0.metadata["n"], Value::Int(2), "pk order");
+}

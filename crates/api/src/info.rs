@@ -22,6 +22,8 @@ pub struct CollectionInfo {
     pub index_stats: Option<IndexState>,
     /// Sequence number of the last committed batch.
     pub last_seq: u64,
+    /// When the index snapshot was last written (`None`: never, or in memory).
+    pub snapshot_modified: Option<std::time::SystemTime>,
 }
 
 /// Counters of a collection's vector index.

@@ -225,7 +225,34 @@ impl VectorStore {
             },
             index_stats,
             last_seq: live.coll.last_seq(),
+            snapshot_modified: snapshot_dir(&self.inner.db, self.collection_name())
+                .and_then(|d| std::fs::metadata(d).ok())
+                .and_then(|m| m.modified().ok()),
         }))
+    }
+
+    /// Every record with its stored vector (normalized for cosine), in primary-key order:
+    /// for exports and backups. Reads storage, so it sees exactly what is durable.
+    pub fn export_records(&self) -> Result<Vec<(Document, Vec<f32>)>> {
+        let Some(live) = self.live()? else {
+            return Ok(Vec::new());
+        };
+        let pk_field = &self.inner.config.primary_field;
+        let mut rows = Vec::new();
+        for record in live.coll.scan() {
+            let r = record?;
+            let row = crate::rows::RowData {
+                pk: r.pk,
+                text: r.text,
+                metadata: r.metadata,
+            };
+            rows.push((row, r.vector));
+        }
+        rows.sort_by(|a, b| a.0.pk.cmp(&b.0.pk));
+        Ok(rows
+            .into_iter()
+            .map(|(row, v)| (row.to_document(pk_field, None), v))
+            .collect())
     }
 
     /// Cross-checks storage (its own integrity check) against the derived state: every
