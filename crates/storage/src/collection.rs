@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use quiverdb_types::{Pk, RowId};
+use tokio::sync::oneshot;
 
 use crate::codec::{self, id_key, pk_key, row_key, CollectionId};
 use crate::database::DbInner;
 use crate::error::{Error, Result};
 use crate::integrity::{self, IntegrityReport};
-use crate::kv::TreeId;
+use crate::kv::{TreeId, WriteSet};
 use crate::record::{Change, NewRecord, Record, StoredChange, WriteReceipt};
 use crate::schema::{CollectionState, Schema};
 use crate::write::{self, Plan};
@@ -34,6 +35,28 @@ pub(crate) struct CollInner {
     pub(crate) name: String,
     /// Held for the whole of a write's validation and commit (not its durability wait).
     pub(crate) state: Mutex<CollState>,
+    /// Batches waiting for the holder of `state` to commit them (write combining).
+    pub(crate) queue: Mutex<Vec<Queued>>,
+}
+
+/// Plans one batch against the collection state and the write set of the batches planned
+/// before it in the same transaction.
+pub(crate) type PlanFn =
+    Box<dyn FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>> + Send>;
+
+/// A receipt and, when something was committed, the group-commit ticket to wait for.
+pub(crate) type Committed = (WriteReceipt, Option<u64>);
+
+/// A batch queued for commit, with the channel its outcome goes back on.
+pub(crate) struct Queued {
+    plan: PlanFn,
+    reply: oneshot::Sender<Result<Committed>>,
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queued")
+    }
 }
 
 #[derive(Debug)]
@@ -53,6 +76,7 @@ impl CollInner {
                 stored,
                 dropped: false,
             }),
+            queue: Mutex::new(Vec::new()),
         })
     }
 }
@@ -87,27 +111,94 @@ impl Collection {
 
     /// Validates, plans and commits a batch in memory; returns the receipt and, when
     /// something was committed, the group-commit ticket to wait for.
+    ///
+    /// Write combining: the batch is queued, then the caller takes the collection lock.
+    /// Whoever holds the lock commits *every* queued batch — each planned in order against
+    /// the state and writes of the ones before it — in one transaction. So while one
+    /// transaction runs, concurrent writers queue up and the next holder commits them all at
+    /// once. A batch that fails validation is answered with its error and left out; the
+    /// others are unaffected.
     fn commit(
         &self,
-        plan: impl FnOnce(&DbInner, &CollectionState) -> Result<Option<Plan>>,
-    ) -> Result<(WriteReceipt, Option<u64>)> {
-        let mut st = self.inner.state.lock();
-        if st.dropped {
-            return Err(self.unknown());
+        plan: impl FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>>
+            + Send
+            + 'static,
+    ) -> Result<Committed> {
+        let (reply, mut outcome) = oneshot::channel();
+        self.inner.queue.lock().push(Queued {
+            plan: Box::new(plan),
+            reply,
+        });
+        {
+            let mut st = self.inner.state.lock();
+            // A previous holder of the lock may have committed this batch already; if not,
+            // it is still queued, and this holder commits it.
+            if let Ok(done) = outcome.try_recv() {
+                return done;
+            }
+            let queued = std::mem::take(&mut *self.inner.queue.lock());
+            self.commit_queued(&mut st, queued);
         }
-        let Some(plan) = plan(&self.inner.db, &st.stored)? else {
-            let receipt = WriteReceipt {
-                seq: st.stored.last_seq,
-                ..WriteReceipt::default()
-            };
-            return Ok((receipt, None));
-        };
-        self.inner.db.kv.commit(&plan.ws)?;
-        st.stored = plan.state;
-        Ok((plan.receipt, Some(self.inner.db.group.ticket())))
+        outcome
+            .try_recv()
+            .unwrap_or_else(|_| Err(Error::Sled("the write was not committed".to_owned())))
     }
 
-    fn durable(&self, (receipt, ticket): (WriteReceipt, Option<u64>)) -> Result<WriteReceipt> {
+    fn commit_queued(&self, st: &mut CollState, queued: Vec<Queued>) {
+        if st.dropped {
+            for q in queued {
+                let _ = q.reply.send(Err(self.unknown()));
+            }
+            return;
+        }
+        let db = &self.inner.db;
+        let mut state = st.stored.clone();
+        let mut ws = WriteSet::default();
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for q in queued {
+            let outcome = match (q.plan)(db, &state, &ws) {
+                Ok(Some(plan)) => {
+                    ws.merge(plan.ws);
+                    state = plan.state;
+                    Ok(Some(plan.receipt))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            outcomes.push((q.reply, outcome, state.last_seq));
+        }
+        let wrote = outcomes.iter().any(|(_, o, _)| matches!(o, Ok(Some(_))));
+        let committed = if wrote { db.kv.commit(&ws) } else { Ok(()) };
+        let ticket = match &committed {
+            Ok(()) => {
+                st.stored = state;
+                wrote.then(|| db.group.ticket())
+            }
+            Err(_) => None,
+        };
+        let failure = committed.err().map(|e| e.to_string());
+        for (reply, outcome, seq) in outcomes {
+            let answer = match (outcome, &failure) {
+                (Ok(Some(_)), Some(msg)) => Err(Error::Sled(msg.clone())),
+                (Ok(Some(receipt)), None) => Ok((receipt, ticket)),
+                (Ok(None), _) => Ok((
+                    WriteReceipt {
+                        seq: if failure.is_some() {
+                            st.stored.last_seq
+                        } else {
+                            seq
+                        },
+                        ..WriteReceipt::default()
+                    },
+                    None,
+                )),
+                (Err(e), _) => Err(e),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+
+    fn durable(&self, (receipt, ticket): Committed) -> Result<WriteReceipt> {
         if let Some(t) = ticket {
             self.inner.db.group.wait(t)?;
         }
@@ -130,20 +221,21 @@ impl Collection {
     /// Any stored or repeated key is [`Error::DuplicatePk`]; keys and vectors are validated
     /// (see [`Error`]). A rejected batch writes nothing.
     pub fn insert(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self.commit(|db, st| write::plan_put(db, st, rows, false))?;
+        let committed = self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, false))?;
         self.durable(committed)
     }
 
     /// Inserts or replaces whole records (each gets a new row id; replaced ones are reported
     /// in `removed`). When a key repeats in the batch, its last record wins.
     pub fn upsert(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self.commit(|db, st| write::plan_put(db, st, rows, true))?;
+        let committed = self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, true))?;
         self.durable(committed)
     }
 
     /// Deletes records by key; unknown keys (and keys of the wrong kind) are ignored.
     pub fn delete(&self, pks: &[Pk]) -> Result<WriteReceipt> {
-        let committed = self.commit(|db, st| write::plan_delete(db, st, pks))?;
+        let pks = pks.to_vec();
+        let committed = self.commit(move |db, st, ws| write::plan_delete(db, st, ws, &pks))?;
         self.durable(committed)
     }
 
@@ -153,19 +245,19 @@ impl Collection {
     /// Cancellation: the batch is committed before the first `.await`; dropping the future
     /// after that only stops waiting for the flush (the batch still becomes durable).
     pub async fn insert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self.commit(|db, st| write::plan_put(db, st, rows, false))?;
+        let committed = self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, false))?;
         self.durable_async(committed).await
     }
 
     /// [`upsert`](Self::upsert) for async callers.
     pub async fn upsert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self.commit(|db, st| write::plan_put(db, st, rows, true))?;
+        let committed = self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, true))?;
         self.durable_async(committed).await
     }
 
     /// [`delete`](Self::delete) for async callers.
     pub async fn delete_async(&self, pks: Vec<Pk>) -> Result<WriteReceipt> {
-        let committed = self.commit(|db, st| write::plan_delete(db, st, &pks))?;
+        let committed = self.commit(move |db, st, ws| write::plan_delete(db, st, ws, &pks))?;
         self.durable_async(committed).await
     }
 
@@ -365,6 +457,111 @@ mod tests {
         let mut ws = crate::kv::WriteSet::default();
         f(&mut ws, c.inner.id);
         c.inner.db.kv.commit(&ws).unwrap();
+    }
+
+    fn rec(pk: &str, x: f32) -> NewRecord {
+        NewRecord {
+            pk: Some(Pk::Str(pk.to_owned())),
+            text: format!("text of {pk}"),
+            metadata: Metadata::new(),
+            vector: vec![x, 1.0],
+        }
+    }
+
+    /// Queues batches as concurrent writers would and commits them as one group.
+    fn commit_group(c: &Collection, plans: Vec<PlanFn>) -> Vec<Result<Committed>> {
+        let mut receivers = Vec::new();
+        let queued = plans
+            .into_iter()
+            .map(|plan| {
+                let (reply, rx) = oneshot::channel();
+                receivers.push(rx);
+                Queued { plan, reply }
+            })
+            .collect();
+        let mut st = c.inner.state.lock();
+        c.commit_queued(&mut st, queued);
+        drop(st);
+        receivers
+            .into_iter()
+            .map(|mut rx| rx.try_recv().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn combined_batches_see_each_other_and_fail_alone() {
+        let (db, c) = filled();
+        let put = |rows: Vec<NewRecord>, upsert: bool| -> PlanFn {
+            Box::new(move |db, st, ws| write::plan_put(db, st, ws, rows, upsert))
+        };
+        let del = |pks: Vec<Pk>| -> PlanFn {
+            Box::new(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
+        };
+        let flushes = db.flush_count();
+        let out = commit_group(
+            &c,
+            vec![
+                put(vec![rec("new", 1.0)], false),
+                // Sees "new" from the batch before it in the same transaction.
+                put(vec![rec("new", 2.0)], false),
+                put(vec![rec("new", 3.0)], true),
+                del(vec![Pk::Str("k0".into())]),
+                put(vec![rec("k9", f32::NAN)], false),
+                put(vec![rec("k0", 4.0)], false), // k0 was deleted just before: allowed
+            ],
+        );
+        assert!(matches!(out[1], Err(Error::DuplicatePk { .. })));
+        assert!(matches!(out[4], Err(Error::NonFiniteVector { .. })));
+        let ok: Vec<&WriteReceipt> = out
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(ok.len(), 4);
+        // Consecutive sequence numbers, one ticket for the whole group.
+        let seqs: Vec<u64> = ok.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![2, 3, 4, 5]);
+        let tickets: Vec<_> = out
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .map(|(_, t)| *t)
+            .collect();
+        assert!(tickets.windows(2).all(|w| w[0] == w[1] && w[0].is_some()));
+        c.durable((ok[0].clone(), tickets[0])).unwrap();
+        assert!(db.flush_count() > flushes);
+        // The upsert replaced the row the first batch inserted.
+        assert_eq!(
+            ok[1].removed,
+            vec![(Pk::Str("new".into()), ok[0].inserted[0].1)]
+        );
+        let got = c
+            .get(&[Pk::Str("new".into()), Pk::Str("k0".into())])
+            .unwrap();
+        assert_eq!(got[0].as_ref().unwrap().vector, vec![3.0, 1.0]);
+        assert_eq!(got[1].as_ref().unwrap().vector, vec![4.0, 1.0]);
+        assert_eq!(c.count().unwrap(), 6);
+        assert_eq!(c.changes_since(1).unwrap().len(), 4);
+        assert!(c.check_integrity().unwrap().is_ok());
+    }
+
+    #[test]
+    fn racing_inserts_of_one_key_admit_exactly_one() {
+        let (_db, c) = filled();
+        for round in 0..20 {
+            let key = format!("race{round}");
+            let wins: usize = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|i| {
+                        let (c, key) = (c.clone(), key.clone());
+                        s.spawn(move || usize::from(c.insert(vec![rec(&key, i as f32)]).is_ok()))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(wins, 1, "round {round}");
+        }
+        assert_eq!(c.count().unwrap(), 25);
+        assert!(c.check_integrity().unwrap().is_ok());
     }
 
     #[test]

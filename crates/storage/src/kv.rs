@@ -4,6 +4,7 @@
 //! prefix scans) lives here, so swapping the engine (e.g. for redb) stays local to this file.
 //! Values handed out are [`Bytes`], which callers only use as `&[u8]`.
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -37,22 +38,39 @@ const TREE_NAMES: [&str; 7] = [
 ];
 
 /// A set of puts and removes over several trees, committed atomically by [`Kv::commit`].
+///
+/// Later writes to a key replace earlier ones, so write sets of consecutive batches can be
+/// [merged](WriteSet::merge) into one transaction, and a batch being planned can see what
+/// the batches before it in the same transaction wrote ([`WriteSet::get`]).
 #[derive(Debug, Default)]
 pub(crate) struct WriteSet {
-    batches: [Option<sled::Batch>; 7],
+    trees: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; 7],
 }
 
 impl WriteSet {
     pub(crate) fn put(&mut self, tree: TreeId, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        self.batches[tree as usize]
-            .get_or_insert_with(sled::Batch::default)
-            .insert(key.as_ref(), value.as_ref());
+        self.trees[tree as usize].insert(key.as_ref().to_vec(), Some(value.as_ref().to_vec()));
     }
 
     pub(crate) fn remove(&mut self, tree: TreeId, key: impl AsRef<[u8]>) {
-        self.batches[tree as usize]
-            .get_or_insert_with(sled::Batch::default)
-            .remove(key.as_ref());
+        self.trees[tree as usize].insert(key.as_ref().to_vec(), None);
+    }
+
+    /// What this set writes to `key`: `Some(Some(v))` a put, `Some(None)` a removal,
+    /// `None` nothing.
+    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.trees[tree as usize].get(key).map(|v| v.as_deref())
+    }
+
+    /// Appends `later`'s writes; on a shared key, `later` wins.
+    pub(crate) fn merge(&mut self, later: WriteSet) {
+        for (mine, theirs) in self.trees.iter_mut().zip(later.trees) {
+            mine.extend(theirs);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.trees.iter().all(BTreeMap::is_empty)
     }
 }
 
@@ -164,15 +182,25 @@ impl Kv {
 
     /// Applies `ws` atomically: one transaction over every tree it touches.
     pub(crate) fn commit(&self, ws: &WriteSet) -> Result<()> {
-        let (trees, batches): (Vec<sled::Tree>, Vec<&sled::Batch>) = ws
-            .batches
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| b.as_ref().map(|b| (self.trees[i].clone(), b)))
-            .unzip();
-        if trees.is_empty() {
+        if ws.is_empty() {
             return Ok(());
         }
+        let (trees, batches): (Vec<sled::Tree>, Vec<sled::Batch>) = ws
+            .trees
+            .iter()
+            .enumerate()
+            .filter(|(_, writes)| !writes.is_empty())
+            .map(|(i, writes)| {
+                let mut batch = sled::Batch::default();
+                for (k, v) in writes {
+                    match v {
+                        Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                        None => batch.remove(k.as_slice()),
+                    }
+                }
+                (self.trees[i].clone(), batch)
+            })
+            .unzip();
         trees[..]
             .transaction(|txs| {
                 for (tx, batch) in txs.iter().zip(&batches) {

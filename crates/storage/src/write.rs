@@ -1,8 +1,10 @@
 //! Turning a batch into a [`Plan`]: validation, key assignment and the write set.
 //!
 //! Planning is pure except for point reads of the primary-key index; it runs under the
-//! collection's write lock, so those reads cannot go stale before the commit. A batch that
-//! fails validation anywhere returns an error before anything is written.
+//! collection's write lock, so those reads cannot go stale before the commit, and it reads
+//! through the write set of the batches planned before it in the same transaction (write
+//! combining, see `collection.rs`). A batch that fails validation anywhere returns an error
+//! before anything is written.
 
 use std::collections::HashSet;
 
@@ -99,11 +101,18 @@ fn resolve_pk(state: &mut CollectionState, row: usize, pk: Option<Pk>, upsert: b
     }
 }
 
-fn stored_row(db: &DbInner, key: &[u8]) -> Result<Option<RowId>> {
-    db.kv
-        .get(TreeId::PkIndex, key)?
-        .map(|v| db.decoded(codec::decode_u64(&v)).map(RowId))
-        .transpose()
+/// The row a key points at, as seen after `earlier` (the write set of the batches committed
+/// in the same transaction before this one).
+fn stored_row(db: &DbInner, earlier: &WriteSet, key: &[u8]) -> Result<Option<RowId>> {
+    match earlier.get(TreeId::PkIndex, key) {
+        Some(Some(v)) => db.decoded(codec::decode_u64(v)).map(|r| Some(RowId(r))),
+        Some(None) => Ok(None),
+        None => db
+            .kv
+            .get(TreeId::PkIndex, key)?
+            .map(|v| db.decoded(codec::decode_u64(&v)).map(RowId))
+            .transpose(),
+    }
 }
 
 /// Plans an insert (`upsert == false`: new keys only) or an upsert (last occurrence of a
@@ -111,6 +120,7 @@ fn stored_row(db: &DbInner, key: &[u8]) -> Result<Option<RowId>> {
 pub(crate) fn plan_put(
     db: &DbInner,
     current: &CollectionState,
+    earlier: &WriteSet,
     rows: Vec<NewRecord>,
     upsert: bool,
 ) -> Result<Option<Plan>> {
@@ -147,7 +157,7 @@ pub(crate) fn plan_put(
             continue;
         }
         let key = pk_key(cid, &pk);
-        match stored_row(db, &key)? {
+        match stored_row(db, earlier, &key)? {
             Some(_) if !upsert => return Err(Error::DuplicatePk { pk }),
             Some(old) => {
                 ws.remove(TreeId::Rows, row_key(cid, old));
@@ -179,6 +189,7 @@ pub(crate) fn plan_put(
 pub(crate) fn plan_delete(
     db: &DbInner,
     current: &CollectionState,
+    earlier: &WriteSet,
     pks: &[Pk],
 ) -> Result<Option<Plan>> {
     let mut state = current.clone();
@@ -191,7 +202,7 @@ pub(crate) fn plan_delete(
             continue;
         }
         let key = pk_key(cid, pk);
-        if let Some(old) = stored_row(db, &key)? {
+        if let Some(old) = stored_row(db, earlier, &key)? {
             ws.remove(TreeId::PkIndex, key);
             ws.remove(TreeId::Rows, row_key(cid, old));
             ws.remove(TreeId::Vectors, row_key(cid, old));
