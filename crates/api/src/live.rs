@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -65,7 +65,16 @@ pub(crate) struct LiveCollection {
     applied_tx: tokio::sync::watch::Sender<Applied>,
     pool: Arc<rayon::ThreadPool>,
     snapshot_dir: Option<PathBuf>,
+    /// Rows inserted or removed since the last snapshot; past a threshold a new snapshot
+    /// is written in the background, so a crash never means replaying much.
+    changed_since_snapshot: AtomicUsize,
+    snapshot_running: AtomicBool,
+    snapshot_every: usize,
 }
+
+/// Write a background snapshot once this many rows changed (or a tenth of the collection,
+/// whichever is larger).
+const SNAPSHOT_EVERY_ROWS: usize = 50_000;
 
 impl std::fmt::Debug for LiveCollection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,6 +146,9 @@ impl LiveCollection {
             }),
             pool,
             snapshot_dir,
+            changed_since_snapshot: AtomicUsize::new(0),
+            snapshot_running: AtomicBool::new(false),
+            snapshot_every: SNAPSHOT_EVERY_ROWS,
         };
         let index = match schema.dimension {
             None => None,
@@ -231,7 +243,28 @@ impl LiveCollection {
         let _apply = self.applier.lock();
         let seq = self.applied_seq.load(Ordering::SeqCst);
         index.save_snapshot(dir, seq)?;
+        self.changed_since_snapshot.store(0, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Starts a background snapshot when enough rows changed since the last one.
+    pub fn maybe_snapshot(self: &Arc<Self>) {
+        if self.snapshot_dir.is_none() {
+            return;
+        }
+        let threshold = self.snapshot_every.max(self.rows.read().len() / 10);
+        if self.changed_since_snapshot.load(Ordering::Relaxed) < threshold
+            || self.snapshot_running.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        let live = self.clone();
+        self.pool.spawn(move || {
+            if let Err(e) = live.save_snapshot() {
+                tracing::warn!(collection = live.coll.name(), error = %e, "background index snapshot failed");
+            }
+            live.snapshot_running.store(false, Ordering::SeqCst);
+        });
     }
 
     pub fn index(&self) -> Option<Arc<dyn VectorIndex>> {
@@ -406,6 +439,8 @@ impl LiveCollection {
     }
 
     fn apply_locked(&self, inserted: Vec<CommittedRow>, removed: &[RowId]) -> Result<()> {
+        self.changed_since_snapshot
+            .fetch_add(inserted.len() + removed.len(), Ordering::Relaxed);
         let index = self.ensure_index(inserted.first().map(|r| r.vector.len()))?;
         if let Some(index) = &index {
             for row in removed {
@@ -561,6 +596,70 @@ mod tests {
             }),
             vector: vec![0.0],
         }
+    }
+
+    #[test]
+    fn background_snapshot_after_enough_changes_and_reload_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
+        let coll = db
+            .create_collection("c", quiverdb_storage::CollectionConfig::default())
+            .unwrap();
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        );
+        let snap = dir.path().join("snap");
+        let mut live =
+            LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap();
+        live.snapshot_every = 10;
+        let live = Arc::new(live);
+        for i in 0..12 {
+            let rec = quiverdb_storage::NewRecord {
+                pk: Some(Pk::Str(format!("k{i}"))),
+                text: String::new(),
+                metadata: Metadata::new(),
+                vector: vec![i as f32, 1.0],
+            };
+            let receipt = coll.insert(vec![rec]).unwrap();
+            let (pk, row) = receipt.inserted[0].clone();
+            live.apply(CommittedBatch {
+                seq: receipt.seq,
+                inserted: vec![CommittedRow {
+                    row,
+                    data: Arc::new(RowData {
+                        pk,
+                        text: String::new(),
+                        metadata: Metadata::new(),
+                    }),
+                    vector: vec![i as f32, 1.0],
+                }],
+                removed: vec![],
+            })
+            .unwrap();
+            live.maybe_snapshot();
+        }
+        // The snapshot job runs on the pool; wait for it.
+        pool.install(|| {});
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while live.snapshot_running.load(Ordering::SeqCst) || !snap.join("MANIFEST").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background snapshot"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (index, seq) = load_snapshot(&snap).unwrap().unwrap();
+        assert!(
+            seq >= 10,
+            "snapshot covers the batches applied before it (seq {seq})"
+        );
+        assert!(index.len() >= 10);
+        // A reload restores from it and catches up the rest.
+        let again = LiveCollection::load(coll, pool, Some(snap)).unwrap();
+        assert_eq!(again.index().unwrap().len(), 12);
     }
 
     #[test]

@@ -92,6 +92,7 @@ impl CommittedWrite {
             Some(batch) => live.apply(batch)?,
             None => live.catch_up()?,
         }
+        live.maybe_snapshot();
         Ok(receipt)
     }
 
@@ -101,9 +102,11 @@ impl CommittedWrite {
         match batch {
             Some(batch) => live.apply_async(batch, pool).await?,
             None => {
-                pool.run(move || live.catch_up()).await?;
+                let l = live.clone();
+                pool.run(move || l.catch_up()).await?;
             }
         }
+        live.maybe_snapshot();
         Ok(receipt)
     }
 
