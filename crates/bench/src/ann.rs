@@ -164,7 +164,10 @@ fn measure(
     Ok((r, queries.rows() as f64 / secs.max(1e-9)))
 }
 
-fn load(args: &AnnArgs) -> Result<(Matrix, Matrix, Option<Vec<Vec<u32>>>), String> {
+/// Base vectors, queries, and the ground truth when a file gives it.
+type Loaded = (Matrix, Matrix, Option<Vec<Vec<u32>>>);
+
+fn load(args: &AnnArgs) -> Result<Loaded, String> {
     match &args.source {
         Source::Synth { n, dim, nq } => {
             let (b, q) = dataset::synth(*n, *dim, *nq, args.metric, args.seed);
@@ -273,8 +276,10 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
     };
 
     for (sel, allow, fgt) in allow_sets(&args.filter_selectivity, 1) {
-        let strategy = planner::choose(idx.len(), Some(allow.len()));
+        let costs = planner::costs_for(idx.stats().engine);
         for &ef in &args.efs {
+            let p = SearchParams { k: args.k, ef };
+            let strategy = planner::choose(costs, idx.len(), Some(allow.len()), p);
             let (r, qps) = measure(&queries, &fgt, args.k, |q| {
                 let p = SearchParams { k: args.k, ef };
                 let hits = planner::search(idx, q, p, Some(&allow)).map_err(|e| e.to_string())?;

@@ -2,19 +2,20 @@
 //! cardinality of the allowed set (as qdrant and Lucene do).
 //!
 //! * no allow-set → [`VectorIndex::search`];
-//! * a selective allow-set (at most [`EXACT_MAX_COUNT`] ids, or at most
-//!   [`EXACT_MAX_FRACTION`] of the live rows) → [`VectorIndex::search_among`], exact over
-//!   the allowed ids;
-//! * a broad allow-set (at least [`POSTFILTER_MIN_FRACTION`] of the live rows) → an
-//!   unfiltered graph search over-fetching `k / selectivity`, keeping the allowed hits
-//!   ([`Strategy::PostFilter`]), else the next branch;
+//! * a selective allow-set → [`VectorIndex::search_among`], exact over the allowed ids.
+//!   Exact search costs ~`allowed` distance evaluations, a graph search ~`ef / selectivity`
+//!   = `ef * live / allowed`, so exact wins while `allowed² <= ratio * ef * live`, with the
+//!   engine's `ratio` measured ([`Costs`]); at most [`EXACT_MAX_COUNT`] ids always go exact;
+//! * a broad allow-set (at least the engine's `postfilter_min_fraction` of the live rows) →
+//!   an unfiltered graph search over-fetching `k / selectivity`, keeping the allowed hits
+//!   ([`Strategy::PostFilter`]; one wider retry, then the next branch if still short);
 //! * otherwise the graph search with the allow-set as filter and `ef` raised as the
 //!   selectivity drops ([`filtered_ef`]); if that returns fewer than
 //!   `min(k, allowed live rows)` hits, exact search over the allowed ids instead.
 //!
 //! So even a 0.1 %-selective filter returns the true `k` nearest allowed rows.
-//! The crossover constants come from `quiverdb-bench ann --planner-crossover` (see
-//! `docs/BENCHMARKS.md`, `## ANN`).
+//! The constants come from `quiverdb-bench ann --planner-crossover` on 100,000 x 128 L2
+//! (see `docs/BENCHMARKS.md`, `## ANN`).
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -25,12 +26,46 @@ use crate::hnsw_rs_engine::RowIdHasher;
 use crate::{IndexError, Neighbor, SearchParams, VectorIndex};
 
 /// Allowed sets of at most this many ids always go to exact search.
-pub const EXACT_MAX_COUNT: usize = 2_000;
-/// Allowed sets of at most this fraction of the live rows go to exact search.
-pub const EXACT_MAX_FRACTION: f64 = 0.02;
-/// Allow-sets of at least this fraction of the live rows over-fetch an unfiltered graph
-/// search and drop what they do not allow ([`Strategy::PostFilter`]).
-pub const POSTFILTER_MIN_FRACTION: f64 = 0.3;
+pub const EXACT_MAX_COUNT: usize = 1_000;
+
+/// An engine's measured planner constants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Costs {
+    /// Exact search while `allowed² <= exact_ratio * max(ef, k) * live`.
+    pub exact_ratio: f64,
+    /// Post-filter an over-fetched unfiltered search from this selectivity on.
+    pub postfilter_min_fraction: f64,
+}
+
+/// hnsw_rs: its filtered walk never exits early, so filtering is slow at any selectivity
+/// (measured crossover with exact near 17,000 of 100,000 at ef 64; post-filtering beat the
+/// filter hook at every selectivity from 5 %).
+pub const HNSW_RS_COSTS: Costs = Costs {
+    exact_ratio: 45.0,
+    postfilter_min_fraction: 0.0,
+};
+/// The native HNSW (bounded filtered walk): crossover with exact near 7,500 of 100,000 at
+/// ef 64; filtering and post-filtering are on par from 10 %, post-filtering ahead from 50 %.
+pub const NATIVE_COSTS: Costs = Costs {
+    exact_ratio: 9.0,
+    postfilter_min_fraction: 0.3,
+};
+/// The flat engine: exact over the allowed ids is always cheapest.
+pub const FLAT_COSTS: Costs = Costs {
+    exact_ratio: f64::INFINITY,
+    postfilter_min_fraction: 1.0,
+};
+
+/// The constants for an engine, by its [`crate::IndexStats::engine`] name (unknown engines
+/// get the native ones).
+pub fn costs_for(engine: &str) -> Costs {
+    match engine {
+        "hnsw_rs" => HNSW_RS_COSTS,
+        "flat" => FLAT_COSTS,
+        _ => NATIVE_COSTS,
+    }
+}
+
 /// Upper bound of the raised `ef` of a filtered graph search.
 pub const FILTERED_EF_CAP: usize = 2_048;
 
@@ -92,14 +127,18 @@ pub enum Strategy {
 }
 
 /// The strategy [`search`] picks for an allow-set of `allowed` ids over `live` rows.
-pub fn choose(live: usize, allowed: Option<usize>) -> Strategy {
-    match allowed {
-        None => Strategy::Unfiltered,
-        Some(a) if a <= EXACT_MAX_COUNT || (a as f64) <= EXACT_MAX_FRACTION * live as f64 => {
-            Strategy::Exact
-        }
-        Some(a) if a as f64 >= POSTFILTER_MIN_FRACTION * live as f64 => Strategy::PostFilter,
-        Some(_) => Strategy::Filtered,
+pub fn choose(costs: Costs, live: usize, allowed: Option<usize>, params: SearchParams) -> Strategy {
+    let Some(a) = allowed else {
+        return Strategy::Unfiltered;
+    };
+    let ef = params.ef.max(params.k) as f64;
+    let (a, live_f) = (a as f64, live as f64);
+    if a <= EXACT_MAX_COUNT as f64 || a * a <= costs.exact_ratio * ef * live_f {
+        Strategy::Exact
+    } else if a >= costs.postfilter_min_fraction * live_f {
+        Strategy::PostFilter
+    } else {
+        Strategy::Filtered
     }
 }
 
@@ -119,7 +158,15 @@ pub fn search(
     params: SearchParams,
     allow: Option<&AllowSet>,
 ) -> Result<Vec<Neighbor>, IndexError> {
-    let strategy = choose(index.len(), allow.map(AllowSet::len));
+    let strategy = match allow {
+        None => Strategy::Unfiltered,
+        Some(a) => choose(
+            costs_for(index.stats().engine),
+            index.len(),
+            Some(a.len()),
+            params,
+        ),
+    };
     search_with(index, query, params, allow, strategy)
 }
 
@@ -141,21 +188,24 @@ pub fn search_with(
         Strategy::PostFilter => {
             let live = index.len();
             let selectivity = (allow.len() as f64 / live.max(1) as f64).clamp(1e-6, 1.0);
-            let k_fetch = ((params.k as f64 / selectivity) * 1.2).ceil() as usize + 2;
-            let ef_fetch = ((params.ef.max(params.k) as f64 / selectivity).ceil() as usize)
-                .clamp(k_fetch, FILTERED_EF_CAP.max(k_fetch));
-            let mut hits = index.search(
-                query,
-                SearchParams {
+            for widen in [1.0, 4.0] {
+                // 1.5x the expected need plus a margin makes a short answer rare.
+                let k_fetch = ((params.k as f64 / selectivity) * 1.5 * widen).ceil() as usize + 8;
+                let ef_fetch = ((params.ef.max(params.k) as f64 / selectivity).ceil() as usize)
+                    .clamp(k_fetch, FILTERED_EF_CAP.max(k_fetch));
+                let p = SearchParams {
                     k: k_fetch,
                     ef: ef_fetch,
-                },
-                None,
-            )?;
-            hits.retain(|n| allow.contains(n.id));
-            if hits.len() >= params.k {
-                hits.truncate(params.k);
-                return Ok(hits);
+                };
+                let mut hits = index.search(query, p, None)?;
+                hits.retain(|n| allow.contains(n.id));
+                if hits.len() >= params.k || k_fetch >= live {
+                    if hits.len() >= params.k.min(allow.len()) {
+                        hits.truncate(params.k);
+                        return Ok(hits);
+                    }
+                    break;
+                }
             }
             search_with(index, query, params, Some(allow), Strategy::Filtered)
         }
@@ -201,11 +251,31 @@ mod tests {
 
     #[test]
     fn choice_follows_the_crossover() {
-        assert_eq!(choose(1_000_000, None), Strategy::Unfiltered);
-        assert_eq!(choose(1_000_000, Some(EXACT_MAX_COUNT)), Strategy::Exact);
-        assert_eq!(choose(1_000_000, Some(19_000)), Strategy::Exact);
-        assert_eq!(choose(1_000_000, Some(100_000)), Strategy::Filtered);
-        assert_eq!(choose(1_000_000, Some(500_000)), Strategy::PostFilter);
+        let p = SearchParams { k: 10, ef: 64 };
+        let n = 100_000;
+        for costs in [HNSW_RS_COSTS, NATIVE_COSTS, FLAT_COSTS] {
+            assert_eq!(choose(costs, n, None, p), Strategy::Unfiltered);
+            assert_eq!(choose(costs, n, Some(EXACT_MAX_COUNT), p), Strategy::Exact);
+        }
+        assert_eq!(choose(HNSW_RS_COSTS, n, Some(15_000), p), Strategy::Exact);
+        assert_eq!(
+            choose(HNSW_RS_COSTS, n, Some(20_000), p),
+            Strategy::PostFilter
+        );
+        assert_eq!(choose(NATIVE_COSTS, n, Some(7_000), p), Strategy::Exact);
+        assert_eq!(choose(NATIVE_COSTS, n, Some(10_000), p), Strategy::Filtered);
+        assert_eq!(
+            choose(NATIVE_COSTS, n, Some(50_000), p),
+            Strategy::PostFilter
+        );
+        assert_eq!(choose(FLAT_COSTS, n, Some(90_000), p), Strategy::Exact);
+        // A larger collection moves the crossover to a smaller fraction.
+        assert_eq!(
+            choose(HNSW_RS_COSTS, 10 * n, Some(60_000), p),
+            Strategy::PostFilter
+        );
+        assert_eq!(costs_for("hnsw_rs"), HNSW_RS_COSTS);
+        assert_eq!(costs_for("native-hnsw"), NATIVE_COSTS);
     }
 
     #[test]

@@ -188,6 +188,16 @@ fn hnsw(vs: &[Vec<f32>]) -> HnswRsIndex {
     idx
 }
 
+/// One 3,000-row index shared by the read-only planner tests (debug builds are slow).
+fn shared() -> &'static (Vec<Vec<f32>>, HnswRsIndex) {
+    static SHARED: std::sync::OnceLock<(Vec<Vec<f32>>, HnswRsIndex)> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| {
+        let vs = vectors(3_000, 2);
+        let idx = hnsw(&vs);
+        (vs, idx)
+    })
+}
+
 fn exact(vs: &[Vec<f32>], q: &[f32], k: usize, allow: &AllowSet) -> Vec<RowId> {
     let mut d: Vec<(f32, RowId)> = allow
         .ids()
@@ -212,21 +222,24 @@ mod planner_branches {
     fn no_allow_set_is_the_plain_search() {
         let vs = vectors(1_000, 1);
         let idx = hnsw(&vs);
-        assert_eq!(planner::choose(idx.len(), None), Strategy::Unfiltered);
+        assert_eq!(
+            planner::choose(planner::HNSW_RS_COSTS, idx.len(), None, P),
+            Strategy::Unfiltered
+        );
         let a = planner::search(&idx, &vs[3], P, None).unwrap();
         assert_eq!(ids(&a), ids(&idx.search(&vs[3], P, None).unwrap()));
     }
 
     #[test]
     fn a_very_selective_filter_returns_the_true_neighbours() {
-        let vs = vectors(3_000, 2);
+        let vs = vectors(1_000, 1);
         let idx = hnsw(&vs);
         let mut rng = StdRng::seed_from_u64(3);
         // 0.1 % selective, then 1 %: exact over the allowed ids, so exactly the truth.
-        for size in [3, 30] {
-            let allow: AllowSet = (0..size).map(|_| RowId(rng.gen_range(0..3_000))).collect();
+        for size in [1, 10] {
+            let allow: AllowSet = (0..size).map(|_| RowId(rng.gen_range(0..1_000))).collect();
             assert_eq!(
-                planner::choose(idx.len(), Some(allow.len())),
+                planner::choose(planner::HNSW_RS_COSTS, idx.len(), Some(allow.len()), P),
                 Strategy::Exact
             );
             for q in vs.iter().take(20) {
@@ -245,65 +258,63 @@ mod planner_branches {
 
     #[test]
     fn a_broad_filter_goes_through_the_graph_with_good_recall() {
-        let vs = vectors(3_000, 4);
-        let idx = hnsw(&vs);
+        let (vs, idx) = shared();
         let allow: AllowSet = (0..3_000u64).filter(|i| i % 2 == 0).map(RowId).collect();
         assert_eq!(
-            planner::choose(1_000_000, Some(100_000)),
+            planner::choose(planner::NATIVE_COSTS, 1_000_000, Some(100_000), P),
             Strategy::Filtered
         );
         let mut hit = 0;
-        for q in vs.iter().take(30) {
-            let got = planner::search_with(&idx, q, P, Some(&allow), Strategy::Filtered).unwrap();
-            assert!(planner::search(&idx, q, P, Some(&allow))
+        for q in vs.iter().take(15) {
+            let got = planner::search_with(idx, q, P, Some(&allow), Strategy::Filtered).unwrap();
+            assert!(planner::search(idx, q, P, Some(&allow))
                 .unwrap()
                 .iter()
                 .all(|n| allow.contains(n.id)));
             assert_eq!(got.len(), 10);
             assert!(got.iter().all(|n| allow.contains(n.id)));
-            let truth: HashSet<RowId> = exact(&vs, q, 10, &allow).into_iter().collect();
+            let truth: HashSet<RowId> = exact(vs, q, 10, &allow).into_iter().collect();
             hit += got.iter().filter(|n| truth.contains(&n.id)).count();
         }
         assert!(
-            hit as f64 / 300.0 >= 0.9,
+            hit as f64 / 150.0 >= 0.9,
             "filtered recall {}",
-            hit as f64 / 300.0
+            hit as f64 / 150.0
         );
     }
 
     #[test]
     fn a_broad_filter_post_filters_an_over_fetched_search() {
-        let vs = vectors(3_000, 7);
-        let idx = hnsw(&vs);
+        let (vs, idx) = shared();
         let allow: AllowSet = (0..3_000u64).filter(|i| i % 3 != 0).map(RowId).collect();
         assert_eq!(
-            planner::choose(1_000_000, Some(600_000)),
+            planner::choose(planner::NATIVE_COSTS, 1_000_000, Some(600_000), P),
             Strategy::PostFilter
         );
         let mut hit = 0;
-        for q in vs.iter().take(30) {
-            let got = planner::search_with(&idx, q, P, Some(&allow), Strategy::PostFilter).unwrap();
+        for q in vs.iter().take(15) {
+            let got = planner::search_with(idx, q, P, Some(&allow), Strategy::PostFilter).unwrap();
             assert_eq!(got.len(), 10);
             assert!(got.iter().all(|n| allow.contains(n.id)));
-            let truth: HashSet<RowId> = exact(&vs, q, 10, &allow).into_iter().collect();
+            let truth: HashSet<RowId> = exact(vs, q, 10, &allow).into_iter().collect();
             hit += got.iter().filter(|n| truth.contains(&n.id)).count();
         }
         assert!(
-            hit as f64 / 300.0 >= 0.9,
+            hit as f64 / 150.0 >= 0.9,
             "post-filter recall {}",
-            hit as f64 / 300.0
+            hit as f64 / 150.0
         );
         // Too few allowed rows among the over-fetched hits: falls through to the filtered
         // path and its exact fallback, still the true answer.
         let few: AllowSet = [RowId(5), RowId(500), RowId(2_999)].into_iter().collect();
-        let got = planner::search_with(&idx, &vs[0], P, Some(&few), Strategy::PostFilter).unwrap();
-        assert_eq!(ids(&got), exact(&vs, &vs[0], 10, &few));
+        let got = planner::search_with(idx, &vs[0], P, Some(&few), Strategy::PostFilter).unwrap();
+        assert_eq!(ids(&got), exact(vs, &vs[0], 10, &few));
     }
 
     /// Forwards to a real index but lets the filtered graph search come back short, as
     /// hnsw_rs does with selective filters.
     #[derive(Debug)]
-    struct ShortGraph(HnswRsIndex);
+    struct ShortGraph(&'static HnswRsIndex);
 
     impl VectorIndex for ShortGraph {
         fn dim(&self) -> usize {
@@ -364,12 +375,12 @@ mod planner_branches {
 
     #[test]
     fn a_short_filtered_result_falls_back_to_exact() {
-        let vs = vectors(3_000, 5);
-        let idx = ShortGraph(hnsw(&vs));
+        let (vs, inner) = shared();
+        let idx = ShortGraph(inner);
         let allow: AllowSet = (0..3_000u64).filter(|i| i % 3 == 0).map(RowId).collect();
         for q in vs.iter().take(10) {
             let got = planner::search_with(&idx, q, P, Some(&allow), Strategy::Filtered).unwrap();
-            assert_eq!(ids(&got), exact(&vs, q, 10, &allow));
+            assert_eq!(ids(&got), exact(vs, q, 10, &allow));
         }
         // Fewer live allowed rows than k: the short graph answer already has them all, and
         // no fallback is needed (nor harmful).
@@ -381,13 +392,12 @@ mod planner_branches {
 
     #[test]
     fn forced_strategies_agree_on_an_exact_answer() {
-        let vs = vectors(2_500, 6);
-        let idx = hnsw(&vs);
-        let allow: AllowSet = (0..2_500u64).filter(|i| i % 5 == 0).map(RowId).collect();
+        let (vs, idx) = shared();
+        let allow: AllowSet = (0..3_000u64).filter(|i| i % 5 == 0).map(RowId).collect();
         let q = &vs[10];
-        let e = planner::search_with(&idx, q, P, Some(&allow), Strategy::Exact).unwrap();
-        assert_eq!(ids(&e), exact(&vs, q, 10, &allow));
-        let f = planner::search_with(&idx, q, P, Some(&allow), Strategy::Filtered).unwrap();
+        let e = planner::search_with(idx, q, P, Some(&allow), Strategy::Exact).unwrap();
+        assert_eq!(ids(&e), exact(vs, q, 10, &allow));
+        let f = planner::search_with(idx, q, P, Some(&allow), Strategy::Filtered).unwrap();
         assert!(f.iter().all(|n| allow.contains(n.id)));
         assert_eq!(f[0].id, RowId(10));
     }

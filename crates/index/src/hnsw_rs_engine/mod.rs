@@ -441,7 +441,7 @@ impl VectorIndex for HnswRsIndex {
             let mut found = Vec::new();
             let mut complete = false;
             if filter.is_none() && live_frac >= OVERFETCH_MIN_LIVE {
-                let k_fetch = ((k as f64 / live_frac) * 1.2).ceil() as usize + 2;
+                let k_fetch = ((k as f64 / live_frac) * 1.5).ceil() as usize + 8;
                 let ef_fetch = ((ef as f64 / live_frac).ceil() as usize).max(k_fetch);
                 found = generation.hnsw.search_filter(&q, k_fetch, ef_fetch, None);
                 found.retain(|n| rows.is_live(row_id(n.d_id)));
