@@ -1,0 +1,413 @@
+//! The LangChain–Milvus "async vs sync" tutorial workload, on QuiverDB's embedded store:
+//! `quiver bench` and `cargo run --release --example async_vs_sync` both run [`run`].
+//!
+//! Adds, searches and deletes 10 and 100 documents one call at a time, first with one
+//! async task per call (joined), then with the blocking calls one after another, plus MMR,
+//! upsert, search_by_metadata and get_pks rows. Durability is on: every write that
+//! returns is fsynced. The figures of Milvus Lite 3.2.2 through langchain-milvus 0.4.0 on
+//! this kind of machine (`shared/peers/README.md`) are printed beside ours.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use quiverdb::types::{Metadata, Value};
+use quiverdb::{
+    Document, HashingEmbeddings, MmrOptions, Pk, QueryOptions, SearchOptions, VectorStore,
+};
+use rand::{Rng, SeedableRng};
+
+use crate::error::{CliError, Result};
+
+const COLLECTION: &str = "langchain_perf_test";
+
+/// Milvus Lite figures (sync, async) in seconds, from `shared/peers/README.md`.
+const MILVUS_LITE: &[(&str, f64, f64)] = &[
+    ("add 10", 0.533, 0.572),
+    ("add 100", 0.671, 0.692),
+    ("search 10", 0.340, 0.272),
+    ("search 100", 2.470, 2.448),
+    ("delete 10", 0.423, 0.356),
+    ("delete 100", 3.158, 2.854),
+    ("mmr 100", 2.993, 2.845),
+    ("search_by_metadata 100", 2.856, 3.510),
+    ("get_pks 100", 3.674, 4.198),
+];
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchOptions {
+    /// Documents in the searched collection (default 1000).
+    pub docs: usize,
+    /// Directory to work in (default: a temporary directory, removed afterwards).
+    pub path: Option<PathBuf>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            docs: 1000,
+            path: None,
+        }
+    }
+}
+
+/// One row of the summary table: seconds for the blocking and the async calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchRow {
+    /// The operation (`add 10`, `search 100`, ...).
+    pub name: String,
+    /// Seconds, blocking calls one after another.
+    pub sync_secs: f64,
+    /// Seconds, one async task per call, joined.
+    pub async_secs: f64,
+}
+
+/// Every timed operation, in the order run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BenchReport {
+    /// The rows of the summary table.
+    pub rows: Vec<BenchRow>,
+}
+
+impl BenchReport {
+    fn row(&mut self, name: &str, sync_secs: f64, async_secs: f64) {
+        self.rows.push(BenchRow {
+            name: name.to_owned(),
+            sync_secs,
+            async_secs,
+        });
+    }
+}
+
+macro_rules! say {
+    ($out:expr) => { writeln!($out).map_err(CliError::Output)? };
+    ($out:expr, $($arg:tt)*) => { writeln!($out, $($arg)*).map_err(CliError::Output)? };
+}
+
+/// Runs the workload on the caller's tokio runtime (multi-threaded: the async rows spawn
+/// tasks), writing progress lines and the final markdown table to `out`.
+pub async fn run<W: Write + Send>(opts: BenchOptions, out: &mut W) -> Result<BenchReport> {
+    let tmp;
+    let root = match &opts.path {
+        Some(p) => p.clone(),
+        None => {
+            tmp = tempfile::tempdir().map_err(|e| CliError::write(std::env::temp_dir(), e))?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let path = root.join("perf.quiver");
+    let docs = opts.docs;
+    let mut report = BenchReport::default();
+    say!(
+        out,
+        "QuiverDB async vs sync — durable writes, {docs} docs for searches, 384-d hashing embeddings\n"
+    );
+
+    adds(&path, &mut report, out).await?;
+    searches(&path, docs, &mut report, out).await?;
+    deletes(&path, &mut report, out).await?;
+
+    say!(out, "\n| operation | QuiverDB sync s | QuiverDB async s | async speed-up | Milvus Lite sync s | Milvus Lite async s | vs Lite (sync) | vs Lite (async) |");
+    say!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &report.rows {
+        let (name, s, a) = (&r.name, r.sync_secs, r.async_secs);
+        let lite = MILVUS_LITE.iter().find(|(n, _, _)| n == name);
+        let (ls, la) = lite.map_or((f64::NAN, f64::NAN), |(_, s, a)| (*s, *a));
+        say!(
+            out,
+            "| {name} | {s:.4} | {a:.4} | {:.1}× | {ls:.3} | {la:.3} | {:.0}× | {:.0}× |",
+            s / a,
+            ls / s,
+            la / a
+        );
+    }
+    Ok(report)
+}
+
+/// The tutorial's documents: `This is test document {i} with some random content: {r}`.
+fn make_docs(n: usize, start: usize, prefix: &str) -> Vec<Document> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42 * 1_000_003 + start as u64);
+    (start..start + n)
+        .map(|i| {
+            let content = format!(
+                "{prefix} {i} with some random content: {}",
+                rng.gen::<f64>()
+            );
+            let mut m = Metadata::new();
+            m.insert("id".into(), Value::from(format!("doc_{i}")));
+            m.insert("score".into(), Value::Float(rng.gen::<f64>()));
+            m.insert("category".into(), Value::from(format!("cat_{}", i % 5)));
+            Document::new(content).with_metadata(m)
+        })
+        .collect()
+}
+
+fn new_store(path: &Path) -> Result<VectorStore> {
+    Ok(VectorStore::builder()
+        .path(path)
+        .collection_name(COLLECTION)
+        .embeddings(HashingEmbeddings::new(384))
+        .auto_id(true)
+        .drop_old(true)
+        .open()?)
+}
+
+async fn populate(path: &Path, n: usize) -> Result<(VectorStore, Vec<Pk>)> {
+    let store = new_store(path)?;
+    let mut pks = Vec::with_capacity(n);
+    for start in (0..n).step_by(10_000) {
+        let batch = make_docs(10_000.min(n - start), start, "This is test document");
+        pks.extend(store.aadd_documents(batch, None).await?);
+    }
+    Ok((store, pks))
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(CliError::Bench(format!(
+            "{what}: expected {want:?}, got {got:?}"
+        )))
+    }
+}
+
+/// Adds, one document per call.
+async fn adds<W: Write + Send>(path: &Path, report: &mut BenchReport, out: &mut W) -> Result<()> {
+    for n in [10usize, 100] {
+        let docs = make_docs(n, 0, "This is test document");
+        let store = new_store(path)?;
+        let t = Instant::now();
+        let tasks: Vec<_> = docs
+            .iter()
+            .cloned()
+            .map(|d| {
+                let s = store.clone();
+                tokio::spawn(async move { s.aadd_documents(vec![d], None).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        let a = secs(t);
+        expect_eq("count after async adds", store.count()?, n)?;
+        say!(out, "Async add for {n} documents took {a:.4} seconds");
+
+        let store = new_store(path)?;
+        let t = Instant::now();
+        for d in &docs {
+            store.add_documents(vec![d.clone()], None)?;
+        }
+        let s = secs(t);
+        expect_eq("count after sync adds", store.count()?, n)?;
+        say!(out, "Sync add for {n} documents took {s:.4} seconds");
+        report.row(&format!("add {n}"), s, a);
+    }
+    Ok(())
+}
+
+/// Searches, MMR, metadata queries and upserts over a populated collection.
+async fn searches<W: Write + Send>(
+    path: &Path,
+    docs: usize,
+    report: &mut BenchReport,
+    out: &mut W,
+) -> Result<()> {
+    let t = Instant::now();
+    let (store, pks) = populate(path, docs).await?;
+    say!(
+        out,
+        "\nPopulated {docs} documents in {:.3} seconds",
+        secs(t)
+    );
+    for n in [10usize, 100] {
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(async move {
+                    s.asimilarity_search(&format!("test document {}", i % 50), &SearchOptions::k(3))
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            expect_eq("async search hits", t.await??.len(), 3.min(docs))?;
+        }
+        let a = secs(t);
+        say!(out, "Async search for {n} queries took {a:.4} seconds");
+        let t = Instant::now();
+        for i in 0..n {
+            let hits = store
+                .similarity_search(&format!("test document {}", i % 50), &SearchOptions::k(3))?;
+            expect_eq("search hits", hits.len(), 3.min(docs))?;
+        }
+        let s = secs(t);
+        say!(out, "Sync search for {n} queries took {s:.4} seconds");
+        report.row(&format!("search {n}"), s, a);
+    }
+
+    let mmr = MmrOptions {
+        k: 3,
+        fetch_k: 20,
+        ..MmrOptions::default()
+    };
+    let t = Instant::now();
+    for i in 0..100 {
+        store.max_marginal_relevance_search(&format!("test document {}", i % 50), &mmr)?;
+    }
+    let s = secs(t);
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (st, o) = (store.clone(), mmr.clone());
+            tokio::spawn(async move {
+                st.amax_marginal_relevance_search(&format!("test document {}", i % 50), &o)
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let a = secs(t);
+    say!(
+        out,
+        "MMR search for 100 queries took {s:.4} s sync, {a:.4} s async"
+    );
+    report.row("mmr 100", s, a);
+
+    let q = QueryOptions::default();
+    let t = Instant::now();
+    for _ in 0..100 {
+        let r = store.search_by_metadata("category == 'cat_1'", &q)?;
+        expect_eq("search_by_metadata hits", r.len(), 10.min(docs / 5))?;
+    }
+    let s = secs(t);
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (st, o) = (store.clone(), q.clone());
+            tokio::spawn(async move { st.asearch_by_metadata("category == 'cat_1'", &o).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let a = secs(t);
+    say!(
+        out,
+        "search_by_metadata x100 took {s:.4} s sync, {a:.4} s async"
+    );
+    report.row("search_by_metadata 100", s, a);
+
+    let t = Instant::now();
+    for _ in 0..100 {
+        store.get_pks("category == 'cat_1'")?;
+    }
+    let s = secs(t);
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let st = store.clone();
+            tokio::spawn(async move { st.aget_pks("category == 'cat_1'").await })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let a = secs(t);
+    say!(out, "get_pks x100 took {s:.4} s sync, {a:.4} s async");
+    report.row("get_pks 100", s, a);
+
+    let up = 100.min(pks.len() / 2);
+    let t = Instant::now();
+    store.upsert(
+        Some(pks[..up].to_vec()),
+        make_docs(up, 0, "This is UPDATED document"),
+    )?;
+    let s = secs(t);
+    let t = Instant::now();
+    store
+        .aupsert(
+            Some(pks[up..2 * up].to_vec()),
+            make_docs(up, up, "This is UPDATED2 document"),
+        )
+        .await?;
+    let a = secs(t);
+    expect_eq("count after upserts", store.count()?, docs)?;
+    let updated = store.get_pks("text like 'This is UPDATED%'")?.len();
+    expect_eq("updated records", updated, 2 * up)?;
+    say!(
+        out,
+        "Upsert of {up} documents in one call took {s:.4} s sync, {a:.4} s async"
+    );
+    report.row("upsert 100 (one call)", s, a);
+    Ok(())
+}
+
+/// Deletes by filter, one per call.
+async fn deletes<W: Write + Send>(
+    path: &Path,
+    report: &mut BenchReport,
+    out: &mut W,
+) -> Result<()> {
+    for n in [10usize, 100] {
+        let (store, _) = populate(path, 1000).await?;
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(
+                    async move { s.adelete(None, Some(&format!("id == 'doc_{i}'"))).await },
+                )
+            })
+            .collect();
+        for t in tasks {
+            expect_eq("async deleted", t.await??, 1)?;
+        }
+        let a = secs(t);
+        expect_eq("count after async deletes", store.count()?, 1000 - n)?;
+        say!(out, "Async delete for {n} documents took {a:.4} seconds");
+
+        let (store, _) = populate(path, 1000).await?;
+        let t = Instant::now();
+        for i in 0..n {
+            let deleted = store.delete(None, Some(&format!("id == 'doc_{i}'")))?;
+            expect_eq("deleted", deleted, 1)?;
+        }
+        let s = secs(t);
+        expect_eq("count after deletes", store.count()?, 1000 - n)?;
+        say!(out, "Sync delete for {n} documents took {s:.4} seconds");
+        report.row(&format!("delete {n}"), s, a);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_are_deterministic_and_carry_the_tutorial_metadata() {
+        let a = make_docs(3, 5, "This is test document");
+        assert_eq!(a, make_docs(3, 5, "This is test document"));
+        assert!(a[0]
+            .page_content
+            .starts_with("This is test document 5 with"));
+        assert_eq!(a[2].metadata["id"], Value::from("doc_7"));
+        assert_eq!(a[1].metadata["category"], Value::from("cat_1"));
+    }
+
+    #[test]
+    fn expect_eq_reports_both_sides() {
+        assert!(expect_eq("x", 1, 1).is_ok());
+        let e = expect_eq("count", 2, 3).unwrap_err().to_string();
+        assert_eq!(e, "bench: count: expected 3, got 2");
+    }
+}
