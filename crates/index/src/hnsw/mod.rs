@@ -60,6 +60,8 @@ pub struct NativeHnsw {
     gate: RwLock<()>,
     /// Nodes appended but not linked yet (a snapshot waits for zero).
     pending: AtomicUsize,
+    /// Searches answered by the exact fallback (see [`FILTER_BUDGET_PER_EF`]).
+    exact_fallbacks: AtomicUsize,
     scratch: Mutex<Vec<Scratch>>,
 }
 
@@ -80,6 +82,7 @@ impl NativeHnsw {
             entry_lock: Mutex::new(()),
             gate: RwLock::new(()),
             pending: AtomicUsize::new(0),
+            exact_fallbacks: AtomicUsize::new(0),
             scratch: Mutex::new(Vec::new()),
         }
     }
@@ -94,6 +97,11 @@ impl NativeHnsw {
     /// Meant for a quiescent index (tests, after loading a snapshot).
     pub fn check_integrity(&self) -> Result<(), String> {
         self.graph.read().check_integrity()
+    }
+
+    /// How many searches so far hit the work bound and were answered by an exact scan.
+    pub fn exact_fallbacks(&self) -> usize {
+        self.exact_fallbacks.load(Relaxed)
     }
 
     fn take_scratch(&self) -> Scratch {
@@ -232,6 +240,7 @@ impl VectorIndex for NativeHnsw {
         let g = self.graph.read();
         let outcome = search::search_query(&g, &q, params.k, ef, budget, filter, &mut s, &mut out);
         if outcome == Outcome::Exhausted {
+            self.exact_fallbacks.fetch_add(1, Relaxed);
             out = search::exact_scan(&g, &q, params.k, filter);
         }
         drop(g);
