@@ -217,4 +217,37 @@ mod tests {
             .unwrap()
             .is_none());
     }
+
+    #[test]
+    fn load_snapshot_dispatches_by_engine() {
+        for engine in [Engine::Flat, Engine::Native, Engine::HnswRs] {
+            let idx = new_index(&IndexConfig::new(engine, Metric::L2, 3)).unwrap();
+            for i in 0..50u64 {
+                idx.insert(RowId(i), &[i as f32, 1.0, -1.0]).unwrap();
+            }
+            let dir = tempfile::tempdir().unwrap();
+            idx.save_snapshot(dir.path(), 5).unwrap();
+            let (back, seq) = load_snapshot(dir.path()).unwrap().unwrap();
+            assert_eq!(seq, 5);
+            assert_eq!(back.stats().engine, idx.stats().engine);
+            assert_eq!(back.len(), 50);
+            let p = crate::SearchParams { k: 3, ef: 16 };
+            let q = [10.2f32, 1.0, -1.0];
+            assert_eq!(
+                back.search(&q, p, None).unwrap(),
+                idx.search(&q, p, None).unwrap(),
+                "{engine:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_manifest_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("MANIFEST"), b"not a manifest at all, no").unwrap();
+        assert!(matches!(
+            load_snapshot(dir.path()),
+            Err(IndexError::Snapshot { .. })
+        ));
+    }
 }

@@ -242,6 +242,40 @@ mod concurrency {
     }
 
     #[test]
+    fn snapshots_taken_during_inserts_and_removes_are_consistent() {
+        let d = Arc::new(clustered(2_000, 8, 1, 13));
+        let h = Arc::new(NativeHnsw::new(&config(Engine::Native, Metric::L2, d.dim)).unwrap());
+        let writer = {
+            let (h, d) = (h.clone(), d.clone());
+            std::thread::spawn(move || {
+                let items: Vec<(RowId, &[f32])> = d.base[..1_000]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (RowId(i as u64), &v[..]))
+                    .collect();
+                h.insert_batch(&items, &pool(2)).unwrap();
+                for i in 1_000..d.base.len() {
+                    h.insert(RowId(i as u64), &d.base[i]).unwrap();
+                    if i % 3 == 0 {
+                        h.remove(RowId((i - 500) as u64));
+                    }
+                }
+            })
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut seq = 0;
+        while !writer.is_finished() || seq < 3 {
+            seq += 1;
+            h.save_snapshot(dir.path(), seq).unwrap();
+            let (g, s) = NativeHnsw::load(dir.path()).unwrap();
+            assert_eq!(s, seq);
+            g.check_integrity().unwrap();
+        }
+        writer.join().unwrap();
+        h.check_integrity().unwrap();
+    }
+
+    #[test]
     fn same_seed_same_graph() {
         let d = clustered(1_500, 16, 30, 5);
         let run = || {

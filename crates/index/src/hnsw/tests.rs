@@ -90,6 +90,13 @@ fn selective_filter_falls_back_to_exact() {
         hits.iter().map(|n| n.id.0).collect::<Vec<_>>(),
         vec![7, 1007, 2007]
     );
+    assert_eq!(h.exact_fallbacks(), 1);
+    // A permissive filter keeps the graph walk.
+    let half = |id: RowId| id.0 % 2 == 1;
+    let hits = h.search(&[0.0, 0.0, 0.0], p(10, 32), Some(&half)).unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|n| n.id.0 % 2 == 1));
+    assert_eq!(h.exact_fallbacks(), 1);
 }
 
 #[test]
