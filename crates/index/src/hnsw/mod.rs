@@ -234,9 +234,11 @@ impl VectorIndex for NativeHnsw {
             return Ok(Vec::new());
         }
         let ef = params.ef.max(params.k);
-        let budget = (FILTER_BUDGET_PER_EF * ef).max(FILTER_BUDGET_MIN);
+        let budget = FILTER_BUDGET_PER_EF
+            .saturating_mul(ef)
+            .max(FILTER_BUDGET_MIN);
         let mut s = self.take_scratch();
-        let mut out = Vec::with_capacity(params.k);
+        let mut out = Vec::with_capacity(params.k.min(1024));
         let g = self.graph.read();
         let outcome = search::search_query(&g, &q, params.k, ef, budget, filter, &mut s, &mut out);
         if outcome == Outcome::Exhausted {

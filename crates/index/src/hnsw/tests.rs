@@ -138,3 +138,29 @@ fn corrupted_graph_fails_integrity() {
     }
     assert!(h.check_integrity().unwrap_err().contains("itself"));
 }
+
+#[test]
+fn huge_k_and_ef_do_not_panic() {
+    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    for (id, v) in grid(50) {
+        h.insert(id, &v).unwrap();
+    }
+    h.remove(RowId(4));
+    let all = h
+        .search(&[0.0, 0.0, 0.0], p(usize::MAX, usize::MAX), None)
+        .unwrap();
+    assert_eq!(all.len(), 49);
+    let allow = |id: RowId| id.0 < 10;
+    let some = h
+        .search(&[0.0, 0.0, 0.0], p(usize::MAX, 1), Some(&allow))
+        .unwrap();
+    assert_eq!(some.len(), 9);
+    let f = crate::FlatIndex::new(&cfg(Metric::L2, 3)).unwrap();
+    f.insert(RowId(1), &[1.0, 2.0, 3.0]).unwrap();
+    assert_eq!(
+        f.search(&[0.0; 3], p(usize::MAX, usize::MAX), None)
+            .unwrap()
+            .len(),
+        1
+    );
+}
