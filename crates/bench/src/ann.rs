@@ -315,30 +315,26 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
         }
     }
 
-    if let Some(frac) = args.delete_fraction {
-        let dead = random_subset(n, (frac * n as f64).round() as usize, args.seed ^ 3);
-        let mut alive = vec![true; n];
-        for &r in &dead {
+    // Deletes are cumulative: each fraction removes a prefix of one seeded permutation, so
+    // a larger fraction's dead rows include the smaller one's.
+    let order = random_subset(n, n, args.seed ^ 3);
+    let mut alive = vec![true; n];
+    let mut removed = 0;
+    let mut last_gt = None;
+    for &frac in &args.delete_fractions {
+        let upto = ((frac * n as f64).round() as usize).min(n);
+        for &r in &order[removed.min(upto)..upto] {
             idx.remove(RowId(r as u64));
             alive[r] = false;
         }
+        removed = removed.max(upto);
         let dgt = dataset::ground_truth(&base, &queries, args.metric, args.k, &|i| alive[i]);
-        let run_deleted = |mode: &str, extra: Value| -> Result<(), String> {
-            for &ef in &args.efs {
-                let (r, qps) = measure(&queries, &dgt, args.k, |q| target.search(q, args.k, ef))?;
-                let mut v = json!({"mode": mode, "delete_fraction": frac, "ef": ef,
-                                   "recall_at_10": round(r, 1e4), "qps": qps.round()});
-                if let (Value::Object(a), Value::Object(b)) = (&mut v, extra.clone()) {
-                    a.extend(b);
-                }
-                line(v);
-            }
-            Ok(())
-        };
-        run_deleted("deleted", json!({}))?;
-        // The same, forced through the engine's filter hook (a caller filter admitting all).
         let all = |_: RowId| true;
         for &ef in &args.efs {
+            let (r, qps) = measure(&queries, &dgt, args.k, |q| target.search(q, args.k, ef))?;
+            line(json!({"mode": "deleted", "delete_fraction": frac, "ef": ef,
+                        "recall_at_10": round(r, 1e4), "qps": qps.round()}));
+            // The same, forced through the engine's filter hook (a caller filter admitting all).
             let (r, qps) = measure(&queries, &dgt, args.k, |q| {
                 let p = SearchParams { k: args.k, ef };
                 let hits = idx.search(q, p, Some(&all)).map_err(|e| e.to_string())?;
@@ -349,14 +345,19 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
                         "recall_at_10": round(r, 1e4), "qps": qps.round()}),
             );
         }
-        if let Target::HnswRs(h) = &target {
-            let t = Instant::now();
-            h.compact(&pool).map_err(|e| e.to_string())?;
-            let compact_s = t.elapsed().as_secs_f64();
-            run_deleted(
-                "deleted_compacted",
-                json!({"compact_s": round(compact_s, 1e3)}),
-            )?;
+        last_gt = Some((frac, dgt));
+    }
+    if let (Target::HnswRs(h), Some((frac, dgt))) = (&target, last_gt) {
+        let t = Instant::now();
+        h.compact(&pool).map_err(|e| e.to_string())?;
+        let compact_s = t.elapsed().as_secs_f64();
+        for &ef in &args.efs {
+            let (r, qps) = measure(&queries, &dgt, args.k, |q| target.search(q, args.k, ef))?;
+            line(
+                json!({"mode": "deleted_compacted", "delete_fraction": frac, "ef": ef,
+                        "compact_s": round(compact_s, 1e3),
+                        "recall_at_10": round(r, 1e4), "qps": qps.round()}),
+            );
         }
     }
     Ok(())

@@ -56,7 +56,7 @@ pub struct AnnArgs {
     pub threads: usize,
     pub engine: EngineArg,
     pub filter_selectivity: Vec<f64>,
-    pub delete_fraction: Option<f64>,
+    pub delete_fractions: Vec<f64>,
     pub write_synth: Option<PathBuf>,
     pub planner_crossover: Vec<f64>,
     pub seed: u64,
@@ -67,7 +67,7 @@ pub const USAGE: &str = "\
 usage: quiverdb-bench ann (--base B.fvecs --query Q.fvecs [--gt G.ivecs] | --synth N,DIM,NQ)
          [--metric l2|ip|cosine] [--m 16] [--ef-construction 200] [--ef 16,32,64,128,256]
          [--threads 1] [--engine hnsw_rs|hnsw_rs_direct|native|flat] [--dataset NAME]
-         [--filter-selectivity 0.5,0.1,0.01,0.001] [--delete-fraction 0.3]
+         [--filter-selectivity 0.5,0.1,0.01,0.001] [--delete-fraction 0.1,0.3 (cumulative)]
          [--planner-crossover 0.001,0.01,0.1] [--write-synth DIR] [--seed 42] [--k 10]
 Prints one JSON line per measurement on stdout.";
 
@@ -164,9 +164,10 @@ pub fn parse_ann(args: &[String]) -> Result<AnnArgs, String> {
             "--filter-selectivity",
             take("filter-selectivity", &mut kv).unwrap_or(""),
         )?,
-        delete_fraction: take("delete-fraction", &mut kv)
-            .map(|s| one("--delete-fraction", s))
-            .transpose()?,
+        delete_fractions: list(
+            "--delete-fraction",
+            take("delete-fraction", &mut kv).unwrap_or(""),
+        )?,
         write_synth: take("write-synth", &mut kv).map(PathBuf::from),
         planner_crossover: list(
             "--planner-crossover",
@@ -185,8 +186,9 @@ pub fn parse_ann(args: &[String]) -> Result<AnnArgs, String> {
     if parsed.filter_selectivity.iter().any(bad_fraction)
         || parsed.planner_crossover.iter().any(bad_fraction)
         || parsed
-            .delete_fraction
-            .is_some_and(|f| !(0.0..1.0).contains(&f))
+            .delete_fractions
+            .iter()
+            .any(|f| !(0.0..1.0).contains(f))
     {
         return Err("selectivities must be in (0, 1], --delete-fraction in [0, 1)".into());
     }
