@@ -50,6 +50,7 @@ mod info;
 mod live;
 mod options;
 mod rows;
+mod search;
 mod store;
 mod write;
 

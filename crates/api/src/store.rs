@@ -6,15 +6,13 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use quiverdb_filter::{Filter, Params};
-use quiverdb_index::mmr::maximal_marginal_relevance;
-use quiverdb_index::score_from_distance;
 use quiverdb_storage::{CollectionConfig, Database, IndexParams, NewRecord};
 use quiverdb_types::{Metadata, Metric, Pk, PkKind};
 
 use crate::config::{StoreBuilder, StoreConfig};
 use crate::live::LiveCollection;
 use crate::write::{self, PreparedWrite};
-use crate::{Document, Embeddings, Error, MmrOptions, QueryOptions, Result, SearchOptions};
+use crate::{Document, Embeddings, Error, Result};
 
 /// An embedded vector store over one collection, with the LangChain–Milvus methods.
 ///
@@ -667,201 +665,10 @@ impl VectorStore {
         }
         Ok(Some(PreparedWrite::delete(live, pks)))
     }
-
-    // ---- reads -----------------------------------------------------------------------
-
-    /// The `k` documents most similar to `query`.
-    pub fn similarity_search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<Document>> {
-        Ok(strip_scores(
-            self.similarity_search_with_score(query, opts)?,
-        ))
-    }
-
-    /// The `k` documents most similar to `query`, with Milvus scores (squared L2 distance,
-    /// inner product, or cosine similarity, by the collection's metric).
-    pub fn similarity_search_with_score(
-        &self,
-        query: &str,
-        opts: &SearchOptions,
-    ) -> Result<Vec<(Document, f32)>> {
-        check_k(opts.k)?;
-        let Some(_) = self.live()? else {
-            self.compile_filter(opts.filter.as_deref(), &opts.params)?;
-            return Ok(Vec::new());
-        };
-        let vector = self
-            .embeddings()?
-            .embed_query(query)
-            .map_err(Error::Embedding)?;
-        self.similarity_search_with_score_by_vector(&vector, opts)
-    }
-
-    /// Like [`Self::similarity_search_with_score`], with relevance scores in `[0, 1]`
-    /// (`1 - d/4` for L2, `(s + 1)/2` for IP and cosine, from the stored metric).
-    pub fn similarity_search_with_relevance_scores(
-        &self,
-        query: &str,
-        opts: &SearchOptions,
-    ) -> Result<Vec<(Document, f32)>> {
-        let metric = self.metric();
-        Ok(self
-            .similarity_search_with_score(query, opts)?
-            .into_iter()
-            .map(|(d, s)| (d, metric.relevance(s)))
-            .collect())
-    }
-
-    /// The `k` documents nearest to `embedding`.
-    pub fn similarity_search_by_vector(
-        &self,
-        embedding: &[f32],
-        opts: &SearchOptions,
-    ) -> Result<Vec<Document>> {
-        Ok(strip_scores(
-            self.similarity_search_with_score_by_vector(embedding, opts)?,
-        ))
-    }
-
-    /// The `k` documents nearest to `embedding`, with Milvus scores.
-    pub fn similarity_search_with_score_by_vector(
-        &self,
-        embedding: &[f32],
-        opts: &SearchOptions,
-    ) -> Result<Vec<(Document, f32)>> {
-        check_k(opts.k)?;
-        let filter = self.compile_filter(opts.filter.as_deref(), &opts.params)?;
-        let Some(live) = self.live()? else {
-            return Ok(Vec::new());
-        };
-        let hits = live.search(embedding, opts.k, opts.ef, filter.as_ref())?;
-        let pk_field = &self.inner.config.primary_field;
-        Ok(hits
-            .into_iter()
-            .map(|(row, n)| {
-                (
-                    row.to_document(pk_field, None),
-                    score_from_distance(live.metric, n.distance),
-                )
-            })
-            .collect())
-    }
-
-    /// Maximal marginal relevance: `fetch_k` candidates, reranked for diversity.
-    pub fn max_marginal_relevance_search(
-        &self,
-        query: &str,
-        opts: &MmrOptions,
-    ) -> Result<Vec<Document>> {
-        check_k(opts.k)?;
-        let Some(_) = self.live()? else {
-            self.compile_filter(opts.filter.as_deref(), &opts.params)?;
-            return Ok(Vec::new());
-        };
-        let vector = self
-            .embeddings()?
-            .embed_query(query)
-            .map_err(Error::Embedding)?;
-        self.max_marginal_relevance_search_by_vector(&vector, opts)
-    }
-
-    /// MMR from a query vector.
-    pub fn max_marginal_relevance_search_by_vector(
-        &self,
-        embedding: &[f32],
-        opts: &MmrOptions,
-    ) -> Result<Vec<Document>> {
-        check_k(opts.k)?;
-        if !(0.0..=1.0).contains(&opts.lambda_mult) {
-            return Err(Error::InvalidArgument(format!(
-                "lambda_mult must be in [0, 1], got {}",
-                opts.lambda_mult
-            )));
-        }
-        let filter = self.compile_filter(opts.filter.as_deref(), &opts.params)?;
-        let Some(live) = self.live()? else {
-            return Ok(Vec::new());
-        };
-        let hits = live.search(embedding, opts.fetch_k.max(1), opts.ef, filter.as_ref())?;
-        let ids: Vec<_> = hits.iter().map(|(_, n)| n.id).collect();
-        let vectors = live.vectors(&ids);
-        let (rows, vecs): (Vec<_>, Vec<Vec<f32>>) = hits
-            .into_iter()
-            .zip(vectors)
-            .filter_map(|((row, _), v)| v.map(|v| (row, v)))
-            .unzip();
-        let candidates: Vec<&[f32]> = vecs.iter().map(Vec::as_slice).collect();
-        let picks = maximal_marginal_relevance(embedding, &candidates, opts.k, opts.lambda_mult);
-        let pk_field = &self.inner.config.primary_field;
-        Ok(picks
-            .into_iter()
-            .map(|i| rows[i].to_document(pk_field, None))
-            .collect())
-    }
-
-    /// Documents whose metadata matches `expr` (no vector search), in primary-key order.
-    pub fn search_by_metadata(&self, expr: &str, opts: &QueryOptions) -> Result<Vec<Document>> {
-        let filter = self
-            .compile_filter(Some(expr), &opts.params)?
-            .expect("a filter is compiled when an expression is given");
-        let Some(live) = self.live()? else {
-            return Ok(Vec::new());
-        };
-        live.catch_up()?;
-        let pk_field = &self.inner.config.primary_field;
-        let rows = live.rows();
-        Ok(rows
-            .matching_sorted(&filter)
-            .iter()
-            .take(opts.limit)
-            .map(|r| r.to_document(pk_field, opts.fields.as_deref()))
-            .collect())
-    }
-
-    /// Primary keys of the records matching `expr`, in key order.
-    pub fn get_pks(&self, expr: &str) -> Result<Vec<Pk>> {
-        let filter = self
-            .compile_filter(Some(expr), &Params::new())?
-            .expect("a filter is compiled when an expression is given");
-        let Some(live) = self.live()? else {
-            return Ok(Vec::new());
-        };
-        live.catch_up()?;
-        let rows = live.rows();
-        Ok(rows
-            .matching_sorted(&filter)
-            .iter()
-            .map(|r| r.pk.clone())
-            .collect())
-    }
-
-    /// The documents with these ids, in the order asked; unknown ids are skipped.
-    pub fn get_by_ids(&self, ids: &[Pk]) -> Result<Vec<Document>> {
-        let Some(live) = self.live()? else {
-            return Ok(Vec::new());
-        };
-        live.catch_up()?;
-        let pk_field = &self.inner.config.primary_field;
-        Ok(ids
-            .iter()
-            .filter_map(|pk| live.pk_row(pk))
-            .map(|r| r.to_document(pk_field, None))
-            .collect())
-    }
 }
 
 /// Texts, metadatas and ids of an upsert.
 pub(crate) type UpsertInput = (Vec<String>, Vec<Metadata>, Vec<Pk>);
-
-fn check_k(k: usize) -> Result<()> {
-    if k == 0 {
-        return Err(Error::InvalidArgument("k must be at least 1".into()));
-    }
-    Ok(())
-}
-
-fn strip_scores(hits: Vec<(Document, f32)>) -> Vec<Document> {
-    hits.into_iter().map(|(d, _)| d).collect()
-}
 
 pub(crate) fn split_documents(
     documents: Vec<Document>,
