@@ -433,4 +433,16 @@ mod errors {
         assert!(r.error_line().contains("does not exist"), "{r:?}");
         assert!(!q.db().exists());
     }
+
+    #[test]
+    fn check_fails_on_a_damaged_database() {
+        let q = with_docs();
+        let file = q.db().join("db");
+        let mut bytes = std::fs::read(&file).expect("the database file");
+        bytes.iter_mut().step_by(7).for_each(|b| *b ^= 0xff);
+        std::fs::write(&file, bytes).unwrap();
+        let r = q.run(&["check"]).fails();
+        assert_eq!(r.code, 1);
+        assert!(r.error_line().contains("corrupted"), "{r:?}");
+    }
 }
