@@ -47,5 +47,11 @@ fn usage(msg: &str) -> ! {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> std::process::ExitCode {
     let opts = parse_args();
-    quiverdb_cli::exit_code(bench::run(opts, &mut std::io::stdout()).await.map(drop))
+    match bench::run(opts, &mut std::io::stdout()).await {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

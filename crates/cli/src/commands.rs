@@ -100,12 +100,13 @@ pub fn run<W: Write + Send>(cli: Cli, out: &mut W) -> Result<()> {
             let docs = store.get_by_ids(&pks)?;
             let found: std::collections::HashSet<String> =
                 docs.iter().filter_map(|d| d.id.clone()).collect();
-            for pk in &pks {
-                if !found.contains(&pk.to_id_string()) {
-                    eprintln!("note: no record with id {pk} in {name:?}");
+            output::documents(out, docs.into_iter().map(|d| (d, None)).collect(), json)?;
+            if !json {
+                for pk in pks.iter().filter(|pk| !found.contains(&pk.to_id_string())) {
+                    line(out, format_args!("not found: {pk}"))?;
                 }
             }
-            output::documents(out, docs.into_iter().map(|d| (d, None)).collect(), json)
+            Ok(())
         }
         Command::Delete(a) => delete(&open_db(&cli, false)?, a, json, out),
         Command::Export { name, file } => export(&open_db(&cli, false)?, name, file, json, out),

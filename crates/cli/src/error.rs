@@ -60,6 +60,12 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Whether this is output cut short by a closed pipe (`quiver export c - | head`),
+    /// which the binary does not treat as a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// An I/O failure reading `path`.
     pub(crate) fn read(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         CliError::Io {

@@ -14,6 +14,22 @@
 //! quiver --db ./data check
 //! ```
 //!
+//! The library is the binary's body, so commands can also be run in-process:
+//!
+//! ```
+//! use clap::Parser;
+//! use quiverdb_cli::{run, Cli};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = dir.path().join("data");
+//! let db = db.to_str().unwrap();
+//! let mut out = Vec::new();
+//! run(Cli::parse_from(["quiver", "--db", db, "create", "docs", "--dim", "8"]), &mut out)?;
+//! run(Cli::parse_from(["quiver", "--db", db, "--json", "stats", "docs"]), &mut out)?;
+//! assert!(String::from_utf8(out)?.contains(r#""records":0"#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Model
 //! Every command opens the database directory, does one thing through the public
 //! [`quiverdb`] API and exits; there is no server. Texts are embedded with the built-in
@@ -23,7 +39,8 @@
 //! (records in the import format, so an export imports again).
 //!
 //! # Errors
-//! A failure is one line on stderr (`error: …`) and exit code 1; clap's usage errors exit
+//! A failure is one line on stderr (`error: …`, printed by the binary from
+//! [`CliError`]'s `Display`) and exit code 1; clap's usage errors exit
 //! with 2. A bad input line is not a failure: `import` reports it by line number and goes
 //! on, and what was imported stays.
 //!
@@ -46,19 +63,3 @@ pub use cli::{
 pub use commands::run;
 pub use error::{CliError, Result};
 pub use import::{import, ImportSummary, Rejection};
-
-/// The process exit code for a command's result, printing a failure as one `error:` line
-/// on stderr. Output cut short by a closed pipe (`quiver export c - | head`) is not a
-/// failure.
-pub fn exit_code(result: Result<()>) -> std::process::ExitCode {
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}

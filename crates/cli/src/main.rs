@@ -6,5 +6,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = quiverdb_cli::Cli::parse();
-    quiverdb_cli::exit_code(quiverdb_cli::run(cli, &mut std::io::stdout()))
+    match quiverdb_cli::run(cli, &mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

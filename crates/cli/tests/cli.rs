@@ -201,7 +201,8 @@ mod workflow {
         assert_eq!(stats["records"], 2);
         let got = q.run(&["--json", "get", "docs", "a", "b"]).ok();
         assert_eq!(ids(&got.json_lines()), ["a"]);
-        assert!(got.stderr.contains("no record with id \"b\""), "{got:?}");
+        let got = q.run(&["get", "docs", "a", "b"]).ok();
+        assert!(got.stdout.contains("not found: \"b\""), "{got:?}");
 
         // The export imports again, vectors and all, into a new collection.
         let copy = q
