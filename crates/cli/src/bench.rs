@@ -108,7 +108,14 @@ pub async fn run<W: Write + Send>(opts: BenchOptions, out: &mut W) -> Result<Ben
     searches(&path, docs, &mut report, out).await?;
     deletes(&path, &mut report, out).await?;
 
-    say!(out, "\n| operation | QuiverDB sync s | QuiverDB async s | async speed-up | Milvus Lite sync s | Milvus Lite async s | vs Lite (sync) | vs Lite (async) |");
+    say!(out);
+    write_table(&report, out)?;
+    Ok(report)
+}
+
+/// The summary table in markdown, with the Milvus Lite figures and the ratios to them.
+pub fn write_table<W: Write>(report: &BenchReport, out: &mut W) -> Result<()> {
+    say!(out, "| operation | QuiverDB sync s | QuiverDB async s | async speed-up | Milvus Lite sync s | Milvus Lite async s | vs Lite (sync) | vs Lite (async) |");
     say!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in &report.rows {
         let (name, s, a) = (&r.name, r.sync_secs, r.async_secs);
@@ -122,7 +129,7 @@ pub async fn run<W: Write + Send>(opts: BenchOptions, out: &mut W) -> Result<Ben
             la / a
         );
     }
-    Ok(report)
+    Ok(())
 }
 
 /// The tutorial's documents: `This is test document {i} with some random content: {r}`.
@@ -402,6 +409,23 @@ mod tests {
             .starts_with("This is test document 5 with"));
         assert_eq!(a[2].metadata["id"], Value::from("doc_7"));
         assert_eq!(a[1].metadata["category"], Value::from("cat_1"));
+    }
+
+    #[test]
+    fn table_compares_with_milvus_lite() {
+        let mut r = BenchReport::default();
+        r.row("add 10", 0.0533, 0.0286);
+        r.row("upsert 100 (one call)", 0.01, 0.01);
+        let mut out = Vec::new();
+        write_table(&r, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            lines[2],
+            "| add 10 | 0.0533 | 0.0286 | 1.9× | 0.533 | 0.572 | 10× | 20× |"
+        );
+        assert!(lines[3].contains("| NaN | NaN |"), "{}", lines[3]);
     }
 
     #[test]
