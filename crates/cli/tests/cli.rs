@@ -195,6 +195,12 @@ mod workflow {
         assert_eq!(ids(&exported), ["a", "c"]);
         assert_eq!(exported[0]["vector"].as_array().unwrap().len(), 64);
         assert_eq!(exported[1]["metadata"]["category"], "fruit");
+        let piped = q.run(&["export", "docs", "-"]).ok();
+        assert_eq!(
+            piped.json_lines(),
+            exported,
+            "stdout export is the file export"
+        );
 
         // A new process sees what the earlier ones wrote.
         let stats = q.run(&["--json", "stats", "docs"]).ok().json();
