@@ -7,8 +7,8 @@
 //! each one explicitly.
 //!
 //! Order of preference on x86_64: AVX-512F, then AVX2+FMA, then the scalar fallback. (On
-//! the Zen 5 development machine AVX-512 is on par with AVX2 at dim 128–384 and 1.2–2×
-//! faster at 768–1536; see `docs/BENCHMARKS.md`, `## Distance kernels`.) On aarch64 NEON
+//! the Zen 5 development machine AVX-512 is on par with AVX2 at dim 128 and 1.3–1.6×
+//! faster from 384 up; see `docs/BENCHMARKS.md`, `## Distance kernels`.) On aarch64 NEON
 //! is always used (written against the `std::arch::aarch64` API but not compiled or run
 //! yet: no aarch64 machine or target was available).
 //!
