@@ -220,7 +220,6 @@ pub(super) fn search_query(
             }
         }
     }
-    // Stale `bound` when results are not full is harmless: it only gates pushes once full.
     s.layer.clear();
     s.layer.extend(s.results.drain());
     s.layer.sort_unstable();

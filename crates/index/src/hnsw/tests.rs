@@ -164,3 +164,75 @@ fn huge_k_and_ef_do_not_panic() {
         1
     );
 }
+
+mod model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u64, [f32; 3]),
+        Remove(u64),
+        Search([f32; 3], usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let v = proptest::array::uniform3(-10.0f32..10.0);
+        prop_oneof![
+            4 => (0u64..60, v.clone()).prop_map(|(i, v)| Op::Insert(i, v)),
+            2 => (0u64..60).prop_map(Op::Remove),
+            1 => (v, 1usize..8).prop_map(|(v, k)| Op::Search(v, k)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Random inserts, removes and searches against a `BTreeMap` model: membership,
+        /// stored vectors and counts agree; hits are live, distinct, sorted, and with
+        /// `ef` above the row count the answer is exact.
+        #[test]
+        fn agrees_with_a_map(ops in proptest::collection::vec(op(), 1..120)) {
+            let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+            let mut model: BTreeMap<u64, [f32; 3]> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(i, v) => {
+                        let r = h.insert(RowId(i), &v);
+                        if model.contains_key(&i) {
+                            prop_assert!(matches!(r, Err(IndexError::DuplicateRow(_))));
+                        } else {
+                            prop_assert!(r.is_ok());
+                            model.insert(i, v);
+                        }
+                    }
+                    Op::Remove(i) => {
+                        prop_assert_eq!(h.remove(RowId(i)), model.remove(&i).is_some());
+                    }
+                    Op::Search(q, k) => {
+                        let hits = h.search(&q, p(k, 256), None).unwrap();
+                        let mut exact: Vec<(f32, u64)> = model
+                            .iter()
+                            .map(|(&i, v)| (crate::kernels::l2_squared(&q, v), i))
+                            .collect();
+                        exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                        exact.truncate(k);
+                        prop_assert_eq!(hits.len(), exact.len());
+                        for (hit, want) in hits.iter().zip(&exact) {
+                            prop_assert!(model.contains_key(&hit.id.0));
+                            prop_assert!((hit.distance - want.0).abs() <= 1e-4 * (1.0 + want.0));
+                        }
+                    }
+                }
+                prop_assert_eq!(h.len(), model.len());
+            }
+            for (&i, v) in &model {
+                prop_assert_eq!(h.vector(RowId(i)), Some(v.to_vec()));
+            }
+            prop_assert!(h.check_integrity().is_ok(), "{:?}", h.check_integrity());
+        }
+    }
+}
