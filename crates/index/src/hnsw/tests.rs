@@ -202,11 +202,14 @@ mod model {
                 match op {
                     Op::Insert(i, v) => {
                         let r = h.insert(RowId(i), &v);
-                        if model.contains_key(&i) {
-                            prop_assert!(matches!(r, Err(IndexError::DuplicateRow(_))));
-                        } else {
-                            prop_assert!(r.is_ok());
-                            model.insert(i, v);
+                        match model.entry(i) {
+                            std::collections::btree_map::Entry::Occupied(_) => {
+                                prop_assert!(matches!(r, Err(IndexError::DuplicateRow(_))));
+                            }
+                            std::collections::btree_map::Entry::Vacant(e) => {
+                                prop_assert!(r.is_ok());
+                                e.insert(v);
+                            }
                         }
                     }
                     Op::Remove(i) => {
