@@ -84,6 +84,17 @@ impl Graph {
         self.slots.reserve(n);
     }
 
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.vectors.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.levels.shrink_to_fit();
+        self.level0.shrink_to_fit();
+        self.upper.shrink_to_fit();
+        self.link_locks.shrink_to_fit();
+        self.deleted.shrink_to_fit();
+        self.slots.shrink_to_fit();
+    }
+
     /// Appends an unlinked node; returns its slot. The caller checked `v.len() == dim`.
     pub(super) fn push(&mut self, id: RowId, v: &[f32], level: u8) -> u32 {
         let slot = self.ids.len() as u32;

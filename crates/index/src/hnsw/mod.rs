@@ -12,6 +12,9 @@
 //!   way (the walk goes on through rejected nodes, only allowed live ones enter the result).
 //!   Work is bounded: if [`FILTER_BUDGET_PER_EF`]` * ef` nodes are evaluated before `ef`
 //!   admitted ones are found, the search answers by an exact scan of the admitted rows.
+//! * Tombstones are freed by [`NativeHnsw::compact`] (a rebuild from the live rows on the
+//!   caller's pool, concurrent with everything but its short catch-up-and-swap step);
+//!   [`NativeHnsw::needs_compaction`] says when it pays.
 //!
 //! # Concurrency
 //! `graph` is a `RwLock`: appending nodes takes it for writing (briefly: a copy of the
@@ -26,6 +29,7 @@
 //! a one-thread pool) give the same graph, and so the same results, for the same input.
 
 mod build;
+mod compact;
 mod graph;
 mod persist;
 mod search;
@@ -42,6 +46,7 @@ use crate::engine::prepare_vector;
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
 };
+pub use compact::COMPACT_TOMBSTONE_FRACTION;
 use graph::{level_for, Graph};
 use search::{Outcome, Scratch};
 

@@ -239,3 +239,28 @@ mod model {
         }
     }
 }
+
+#[test]
+fn compaction_threshold_and_result() {
+    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    for (id, v) in grid(1_000) {
+        h.insert(id, &v).unwrap();
+    }
+    for i in 0..299 {
+        h.remove(RowId(i * 3));
+    }
+    assert!(!h.needs_compaction());
+    h.remove(RowId(299 * 3));
+    assert!(h.needs_compaction());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    assert_eq!(h.compact(&pool).unwrap(), 300);
+    assert!(!h.needs_compaction());
+    assert_eq!((h.len(), h.stats().tombstones), (700, 0));
+    assert!(!h.contains(RowId(3)) && h.contains(RowId(4)));
+    // Removed ids can come back after compaction too.
+    h.insert(RowId(3), &[1.0, 2.0, 3.0]).unwrap();
+    h.check_integrity().unwrap();
+}
