@@ -60,6 +60,7 @@ pub(super) fn link(
     let mut chosen = Vec::with_capacity(g.m0);
     let mut shrink = Vec::with_capacity(g.m0 + 1);
     let mut current = Vec::with_capacity(g.m0);
+    let mut merged = Vec::with_capacity(g.m0 + g.m);
     for l in (0..=level.min(top)).rev() {
         search_layer(g, qv, cur, ef_construction, l, s);
         s.layer.retain(|c| c.item != q);
@@ -68,8 +69,23 @@ pub(super) fn link(
         }
         select_neighbors(g, &s.layer, g.m, &mut chosen);
         {
+            // A concurrent insert may already have linked itself into `q`'s list at this
+            // level (it reached `q` through a level above): keep those links.
             let _l = g.link_locks[q as usize].lock();
-            g.write_links(q, l, &chosen);
+            g.read_links(q, l, &mut current);
+            merged.clear();
+            merged.extend_from_slice(&chosen);
+            merged.extend(current.iter().filter(|c| !chosen.contains(c)));
+            if merged.len() > g.capacity(l) {
+                shrink.clear();
+                shrink.extend(merged.iter().map(|&c| Scored {
+                    dist: g.dist(qv, g.vector(c)),
+                    item: c,
+                }));
+                shrink.sort_unstable();
+                select_neighbors(g, &shrink, g.capacity(l), &mut merged);
+            }
+            g.write_links(q, l, &merged);
         }
         for &n in &chosen {
             add_reverse_link(g, n, q, l, &mut current, &mut shrink);
