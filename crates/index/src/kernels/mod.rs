@@ -60,10 +60,18 @@ impl KernelSet {
         self.name
     }
 
-    /// Squared Euclidean distance, never negative.
+    /// Squared Euclidean distance, never negative (`+inf` on overflow or non-finite
+    /// input, never NaN).
     #[inline]
     pub fn l2_squared(&self, a: &[f32], b: &[f32]) -> f32 {
-        (self.l2)(a, b).max(0.0)
+        let d = (self.l2)(a, b);
+        if d >= 0.0 {
+            d
+        } else if d.is_nan() {
+            f32::INFINITY
+        } else {
+            0.0
+        }
     }
 
     /// Inner product.
@@ -73,13 +81,28 @@ impl KernelSet {
     }
 
     /// The engine distance of `metric` (smaller is better); cosine expects normalized
-    /// input and is clamped to `[0, 2]`.
+    /// input and is clamped to `[0, 2]`. Never NaN: a NaN (only possible from non-finite
+    /// input, which the engines reject) becomes the worst distance.
     #[inline]
     pub fn distance(&self, metric: Metric, a: &[f32], b: &[f32]) -> f32 {
         match metric {
             Metric::L2 => self.l2_squared(a, b),
-            Metric::Ip => -self.dot(a, b),
-            Metric::Cosine => (1.0 - self.dot(a, b)).clamp(0.0, 2.0),
+            Metric::Ip => {
+                let d = -self.dot(a, b);
+                if d.is_nan() {
+                    f32::INFINITY
+                } else {
+                    d
+                }
+            }
+            Metric::Cosine => {
+                let d = 1.0 - self.dot(a, b);
+                if d.is_nan() {
+                    2.0
+                } else {
+                    d.clamp(0.0, 2.0)
+                }
+            }
         }
     }
 }

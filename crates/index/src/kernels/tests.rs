@@ -103,3 +103,19 @@ fn public_functions_agree_with_metric_conventions() {
     assert_eq!(distance(Metric::Ip, &a, &a), -1.0);
     assert_eq!(distance(Metric::Cosine, &a, &b), 1.0);
 }
+
+#[test]
+fn non_finite_input_never_gives_nan() {
+    let a = [f32::INFINITY, 0.0, 1.0];
+    let b = [0.0, f32::NEG_INFINITY, 1.0];
+    let n = [f32::NAN, 1.0, 1.0];
+    for set in available() {
+        for (x, y) in [(&a, &b), (&a, &a), (&n, &b)] {
+            for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
+                let d = set.distance(metric, x, y);
+                assert!(!d.is_nan(), "{} {metric}: {d}", set.name());
+            }
+            assert!(set.l2_squared(x, y) >= 0.0);
+        }
+    }
+}
