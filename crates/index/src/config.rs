@@ -64,7 +64,10 @@ impl IndexConfig {
             ));
         }
         if self.ef_search == 0 || self.ef_search > 32_768 {
-            return bad(format!("ef_search = {} is outside 1..=32768", self.ef_search));
+            return bad(format!(
+                "ef_search = {} is outside 1..=32768",
+                self.ef_search
+            ));
         }
         Ok(())
     }
@@ -83,6 +86,10 @@ mod tests {
         assert!(e.contains("m = 300"), "{e}");
         c.m = 16;
         c.dim = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("dimension 0"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("dimension 0"));
     }
 }
