@@ -12,7 +12,8 @@
 //!
 //! Reading trusts nothing: magic, format version, lengths and checksums are checked before
 //! any byte is interpreted, every read is bounds-checked, and the rebuilt engine must pass
-//! its `check_integrity`. Anything wrong is an [`IndexError::Snapshot`], never a panic.
+//! its `check_integrity`. Anything wrong is an [`crate::IndexError::Snapshot`], never a
+//! panic.
 //!
 //! The hnsw_rs engine writes its own manifest under the same name `MANIFEST` (magic
 //! `QVHNSWM1`); [`crate::load_snapshot`] tells the two apart by the magic.
