@@ -60,12 +60,9 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<LoadedIndex>, IndexError> {
     }
 }
 
-/// Checks a vector against the index and normalizes it for cosine.
-pub(crate) fn prepare_vector<'a>(
-    dim: usize,
-    metric: Metric,
-    v: &'a [f32],
-) -> Result<Cow<'a, [f32]>, IndexError> {
+/// Checks a vector against the index without copying it: length, finiteness, and for
+/// cosine a non-zero norm (so that [`crate::kernels::normalize`] succeeds on it).
+pub(crate) fn check_vector(dim: usize, metric: Metric, v: &[f32]) -> Result<(), IndexError> {
     if v.len() != dim {
         return Err(IndexError::WrongDimension {
             expected: dim,
@@ -75,6 +72,19 @@ pub(crate) fn prepare_vector<'a>(
     if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(IndexError::NonFinite { index, value });
     }
+    if metric == Metric::Cosine && v.iter().all(|&x| x == 0.0) {
+        return Err(IndexError::ZeroVector);
+    }
+    Ok(())
+}
+
+/// Checks a vector against the index and normalizes it for cosine.
+pub(crate) fn prepare_vector<'a>(
+    dim: usize,
+    metric: Metric,
+    v: &'a [f32],
+) -> Result<Cow<'a, [f32]>, IndexError> {
+    check_vector(dim, metric, v)?;
     if metric == Metric::Cosine {
         let mut owned = v.to_vec();
         if !crate::kernels::normalize(&mut owned) {

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use quiverdb_types::{Metric, RowId};
 use rayon::prelude::*;
 
-use crate::engine::{prepare_vector, TopK};
+use crate::engine::{check_vector, prepare_vector, TopK};
 use crate::snapshot::{snapshot_error, write_with_manifest, Reader, Writer};
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
@@ -152,25 +152,28 @@ impl VectorIndex for FlatIndex {
         pool: &rayon::ThreadPool,
     ) -> Result<(), IndexError> {
         let (dim, metric) = (self.config.dim, self.config.metric);
-        let prepared: Vec<_> = pool.install(|| {
+        pool.install(|| {
             items
                 .par_iter()
-                .map(|(id, v)| prepare_vector(dim, metric, v).map(|v| (*id, v)))
-                .collect::<Result<_, _>>()
+                .try_for_each(|(_, v)| check_vector(dim, metric, v))
         })?;
         let mut g = self.inner.write();
-        let mut seen = std::collections::HashSet::with_capacity(prepared.len());
-        for (id, _) in &prepared {
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        for (id, _) in items {
             if g.slots.contains_key(id) || !seen.insert(*id) {
                 return Err(IndexError::DuplicateRow(*id));
             }
         }
-        g.vectors.reserve(prepared.len() * dim);
-        for (id, v) in prepared {
+        g.vectors.reserve(items.len() * dim);
+        for (id, v) in items {
             let slot = g.ids.len();
-            g.ids.push(id);
-            g.vectors.extend_from_slice(&v);
-            g.slots.insert(id, slot);
+            g.ids.push(*id);
+            g.vectors.extend_from_slice(v);
+            if metric == Metric::Cosine {
+                let ok = kernels::normalize(&mut g.vectors[slot * dim..]);
+                debug_assert!(ok, "zero vectors were rejected above");
+            }
+            g.slots.insert(*id, slot);
         }
         Ok(())
     }

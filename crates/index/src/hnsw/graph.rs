@@ -95,10 +95,16 @@ impl Graph {
         self.slots.shrink_to_fit();
     }
 
-    /// Appends an unlinked node; returns its slot. The caller checked `v.len() == dim`.
-    pub(super) fn push(&mut self, id: RowId, v: &[f32], level: u8) -> u32 {
+    /// Appends an unlinked node; returns its slot. The caller checked `v` (length, finite,
+    /// non-zero when `normalize`).
+    pub(super) fn push(&mut self, id: RowId, v: &[f32], level: u8, normalize: bool) -> u32 {
         let slot = self.ids.len() as u32;
+        let start = self.vectors.len();
         self.vectors.extend_from_slice(v);
+        if normalize {
+            let ok = crate::kernels::normalize(&mut self.vectors[start..]);
+            debug_assert!(ok, "zero vectors are rejected before push");
+        }
         self.ids.push(id);
         self.levels.push(level);
         self.level0

@@ -42,7 +42,7 @@ use parking_lot::{Mutex, RwLock};
 use quiverdb_types::{Metric, RowId};
 use rayon::prelude::*;
 
-use crate::engine::prepare_vector;
+use crate::engine::{check_vector, prepare_vector};
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
 };
@@ -120,7 +120,8 @@ impl NativeHnsw {
         }
     }
 
-    /// Appends nodes for already-prepared vectors (one write lock); returns their slots.
+    /// Appends nodes for checked vectors (one write lock), normalizing them in the arena
+    /// for cosine; returns their slots.
     fn append(&self, items: &[(RowId, &[f32])]) -> Result<Vec<u32>, IndexError> {
         let mut g = self.graph.write();
         let mut seen = HashSet::with_capacity(items.len());
@@ -141,7 +142,7 @@ impl NativeHnsw {
             .iter()
             .map(|(id, v)| {
                 let level = level_for(self.config.seed, *id, self.config.m);
-                g.push(*id, v, level)
+                g.push(*id, v, level, self.config.metric == Metric::Cosine)
             })
             .collect())
     }
@@ -168,10 +169,10 @@ impl VectorIndex for NativeHnsw {
     }
 
     fn insert(&self, id: RowId, vector: &[f32]) -> Result<(), IndexError> {
-        let v = prepare_vector(self.config.dim, self.config.metric, vector)?;
+        check_vector(self.config.dim, self.config.metric, vector)?;
         let slot = {
             let _gate = self.gate.read();
-            self.append(&[(id, &v)])?[0]
+            self.append(&[(id, vector)])?[0]
         };
         let mut s = self.take_scratch();
         self.link_slot(slot, &mut s);
@@ -185,18 +186,17 @@ impl VectorIndex for NativeHnsw {
         pool: &rayon::ThreadPool,
     ) -> Result<(), IndexError> {
         let (dim, metric) = (self.config.dim, self.config.metric);
-        let prepared: Vec<(RowId, std::borrow::Cow<'_, [f32]>)> = pool.install(|| {
+        // Check everything first (all or nothing); cosine rows are normalized in the arena,
+        // so no copy of the batch is made.
+        pool.install(|| {
             items
                 .par_iter()
-                .map(|(id, v)| prepare_vector(dim, metric, v).map(|v| (*id, v)))
-                .collect::<Result<_, _>>()
+                .try_for_each(|(_, v)| check_vector(dim, metric, v))
         })?;
-        let refs: Vec<(RowId, &[f32])> = prepared.iter().map(|(id, v)| (*id, &v[..])).collect();
         let slots = {
             let _gate = self.gate.read();
-            self.append(&refs)?
+            self.append(items)?
         };
-        drop(prepared);
         pool.install(|| {
             slots
                 .par_iter()
