@@ -6,21 +6,29 @@
 //!   vectors, clamped to `[0, 2]`) are accepted; [`Metric::Ip`] is rejected with
 //!   [`IndexError::InvalidParameter`] (`-dot` is negative, and no shift keeps it non-negative
 //!   for unbounded vectors). Use the native or flat engine for IP.
-//! * Ids: hnsw_rs's `DataId` is our [`RowId`]; the conversion lives in [`data_id`] /
-//!   [`row_id`] only.
-//! * Deletes: hnsw_rs cannot remove, so a removed row is a tombstone in our [`arena`] and
-//!   is rejected inside the graph walk by the `FilterT` hook, together with the caller's
-//!   filter. (Without a caller filter and with at least half the nodes live, a search
+//! * Ids: hnsw_rs's `DataId` is our [`RowId`]; the conversion lives in `data_id` /
+//!   `row_id` only.
+//! * Deletes: hnsw_rs cannot remove, so a removed row is a tombstone in our arena and is
+//!   rejected inside the graph walk by the `FilterT` hook, together with the caller's
+//!   filter. Without a caller filter and with at least half the nodes live, a search
 //!   over-fetches unfiltered and drops tombstones instead, falling back to the hook when
-//!   that comes back short: hnsw_rs's filtered walk has no early exit and costs 2-3x.) An update is a remove plus an insert under a fresh row id. Once tombstones
-//!   pass [`COMPACT_FRACTION`] of the graph, [`HnswRsIndex::compact`] rebuilds the graph from
-//!   the live rows (triggered by `insert_batch` on its pool, or called by the owner) while
-//!   searches go on against the old graph; the new one is swapped in atomically.
+//!   that comes back short: hnsw_rs's filtered walk has no early exit and costs 2-3x
+//!   (measured in `docs/BENCHMARKS.md`, `## ANN`). An update is a remove plus an insert
+//!   under a fresh row id. Once tombstones pass [`COMPACT_FRACTION`] of the graph,
+//!   [`HnswRsIndex::compact`] rebuilds the graph from the live rows (triggered by
+//!   `insert_batch` on its pool, or called by the owner) while searches go on against the
+//!   old graph; the new one is swapped in atomically. Tombstones cost throughput, not
+//!   recall: -20 % QPS at 30 % deleted, -54 % at 50 %.
 //! * Vectors: besides hnsw_rs's own copy, the rows live in one contiguous arena (hnsw_rs's
 //!   `get_point_data` clones), used by `vector()`, `search_among` and rebuilds.
-//! * Snapshots: see [`snapshot`]. hnsw_rs's dump is a cache behind our manifest. A loaded
-//!   graph borrows its `HnswIo` loader (hnsw_rs issue #19); we `Box::leak` that small struct
-//!   (a few hundred bytes per load) to get a `'static` graph.
+//! * Snapshots (module `snapshot`): hnsw_rs's dump is a cache behind our own manifest —
+//!   `DIR/MANIFEST` (magic, checksum, bincode) replaced atomically, pointing at a fresh
+//!   `DIR/gen-<N>/` with our `rows.bin` and hnsw_rs's two dump files, all fsynced, with
+//!   lengths and checksums verified before hnsw_rs parses a byte; an empty index records
+//!   "empty" instead of dumping. A loaded graph borrows its `HnswIo` loader (hnsw_rs
+//!   issue #19); we `Box::leak` that small struct (a few hundred bytes per load) to get a
+//!   `'static` graph. hnsw_rs `panic`s on some malformed dumps; those panics are caught
+//!   and reported as [`IndexError::Snapshot`].
 //! * `IndexConfig::seed` is not used: hnsw_rs seeds its level generator itself (fixed seed),
 //!   and parallel inserts make builds non-deterministic anyway.
 //!
