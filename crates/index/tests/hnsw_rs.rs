@@ -381,3 +381,123 @@ mod configs {
         assert!(e.to_string().contains("IP"), "{e}");
     }
 }
+
+mod model {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Random inserts, batch inserts, removes, compactions and snapshot reloads checked
+    /// against a plain map: `len`, `contains`, `vector`, exact `search_among`, and that a
+    /// search never returns a removed row.
+    #[test]
+    fn random_operations_agree_with_a_plain_map() {
+        for seed in [1u64, 2] {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let dir = tempfile::tempdir().unwrap();
+            let pool = pool();
+            let mut idx = HnswRsIndex::new(&config(Metric::L2)).unwrap();
+            let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+            let mut next = 0u64;
+            let pool_of_vectors = data(3_000, seed + 10);
+            let take = |rng: &mut StdRng| pool_of_vectors[rng.gen_range(0..3_000)].clone();
+            for step in 0..60 {
+                match rng.gen_range(0..10) {
+                    0..=2 => {
+                        let n = rng.gen_range(1..60);
+                        let batch: Vec<(RowId, Vec<f32>)> =
+                            (0..n).map(|i| (RowId(next + i), take(&mut rng))).collect();
+                        next += n;
+                        let items: Vec<(RowId, &[f32])> =
+                            batch.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+                        idx.insert_batch(&items, &pool).unwrap();
+                        model.extend(batch.into_iter().map(|(id, v)| (id.0, v)));
+                    }
+                    3..=4 => {
+                        let v = take(&mut rng);
+                        idx.insert(RowId(next), &v).unwrap();
+                        model.insert(next, v);
+                        next += 1;
+                    }
+                    5..=7 => {
+                        for _ in 0..rng.gen_range(1..20) {
+                            let id = rng.gen_range(0..next.max(1));
+                            assert_eq!(idx.remove(RowId(id)), model.remove(&id).is_some());
+                        }
+                    }
+                    8 => {
+                        idx.compact(&pool).unwrap();
+                    }
+                    _ => {
+                        idx.save_snapshot(dir.path(), step).unwrap();
+                        let (back, seq) = HnswRsIndex::load(dir.path()).unwrap();
+                        assert_eq!(seq, step);
+                        idx = back;
+                    }
+                }
+                idx.check_integrity().unwrap();
+                assert_eq!(idx.len(), model.len(), "step {step}");
+                let q = take(&mut rng);
+                let hits = idx.search(&q, P, None).unwrap();
+                assert_eq!(hits.len(), 10.min(model.len()));
+                assert!(hits.iter().all(|h| model.contains_key(&h.id.0)));
+                let probe: Vec<RowId> = (0..next).step_by(3).map(RowId).collect();
+                let exact: Vec<RowId> = idx
+                    .search_among(&q, 5, &probe)
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.id)
+                    .collect();
+                let mut truth: Vec<(f32, u64)> = probe
+                    .iter()
+                    .filter_map(|id| Some((kernels::l2_squared(&q, model.get(&id.0)?), id.0)))
+                    .collect();
+                truth.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let truth: Vec<RowId> = truth.iter().take(5).map(|t| RowId(t.1)).collect();
+                assert_eq!(exact, truth, "step {step}");
+                for id in (0..next).step_by(7) {
+                    assert_eq!(idx.vector(RowId(id)).as_ref(), model.get(&id), "row {id}");
+                    assert_eq!(idx.contains(RowId(id)), model.contains_key(&id));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn searches_keep_working_while_a_compaction_swaps_the_graph() {
+        let vectors = data(1_500, 12);
+        let idx = build(Metric::L2, &vectors);
+        for i in (0..1_500u64).filter(|i| i % 2 == 0) {
+            idx.remove(RowId(i));
+        }
+        std::thread::scope(|s| {
+            let searcher = s.spawn(|| {
+                let mut n = 0;
+                for q in vectors.iter().cycle().take(400) {
+                    let hits = idx.search(q, P, None).unwrap();
+                    assert!(hits.iter().all(|h| h.id.0 % 2 == 1), "{hits:?}");
+                    n += hits.len();
+                }
+                n
+            });
+            assert!(idx.compact(&pool()).unwrap());
+            assert!(searcher.join().unwrap() > 0);
+        });
+        assert_eq!(idx.stats().tombstones, 0);
+    }
+
+    #[test]
+    fn insert_batch_compacts_once_tombstones_pass_the_threshold() {
+        let vectors = data(1_500, 13);
+        let idx = build(Metric::L2, &vectors);
+        for i in 0..600u64 {
+            idx.remove(RowId(i));
+        }
+        assert!(idx.needs_compaction());
+        let extra = [(RowId(10_000), vectors[0].as_slice())];
+        idx.insert_batch(&extra, &pool()).unwrap();
+        assert_eq!(idx.stats().tombstones, 0);
+        assert_eq!(idx.len(), 901);
+        assert!(idx.contains(RowId(10_000)) && !idx.contains(RowId(0)));
+        idx.check_integrity().unwrap();
+    }
+}
