@@ -64,3 +64,4 @@ for engine in $engines; do
     fi
 done
 echo "# results in $out" >&2
+python3 "$root/scripts/ann_table.py" "$out" >&2

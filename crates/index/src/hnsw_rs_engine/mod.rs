@@ -508,8 +508,10 @@ impl VectorIndex for HnswRsIndex {
         let generation = self.generation();
         let rows = generation.rows.read();
         // hnsw_rs: per node an Arc'd point with its own vector copy plus one Arc per edge
-        // (about 40 B each, up to 2*m on layer 0): an estimate, not a measurement.
-        let graph = rows.total() * (self.config.dim * 4 + self.config.m * 2 * 40 + 160);
+        // (about 60 B each with its heap overhead, up to 2*m on layer 0) and ~300 B of
+        // per-node bookkeeping: an estimate calibrated on RSS (within ~15 % at 100k x 128
+        // and 50k x 384, see docs/BENCHMARKS.md), not a measurement.
+        let graph = rows.total() * (self.config.dim * 4 + self.config.m * 2 * 60 + 300);
         IndexStats {
             engine: "hnsw_rs",
             live: rows.live_count(),
