@@ -110,9 +110,11 @@ impl TryFrom<serde_json::Value> for Value {
                 }
             }
             serde_json::Value::String(s) => Value::Str(s),
-            serde_json::Value::Array(a) => {
-                Value::List(a.into_iter().map(Value::try_from).collect::<Result<_, _>>()?)
-            }
+            serde_json::Value::Array(a) => Value::List(
+                a.into_iter()
+                    .map(Value::try_from)
+                    .collect::<Result<_, _>>()?,
+            ),
             serde_json::Value::Object(o) => Value::Map(
                 o.into_iter()
                     .map(|(k, v)| Ok((k, Value::try_from(v)?)))
@@ -200,7 +202,9 @@ mod tests {
         let j = json!({"i": 2, "f": 2.0, "n": null, "b": true, "s": "x",
                        "l": [1, "a", [2.5]], "m": {"deep": {"k": -7}}});
         let v = Value::try_from(j.clone()).unwrap();
-        let Value::Map(m) = &v else { panic!("not a map") };
+        let Value::Map(m) = &v else {
+            panic!("not a map")
+        };
         assert_eq!(m["i"], Value::Int(2));
         assert_eq!(m["f"], Value::Float(2.0));
         assert_eq!(serde_json::Value::from(v), j);
