@@ -146,6 +146,13 @@ pub trait VectorIndex: Send + Sync + Debug {
     }
     /// Counters.
     fn stats(&self) -> IndexStats;
+    /// Rebuilds the graph without its tombstones when they pass the engine's threshold,
+    /// while searches, inserts and removes go on; returns whether it did. Engines without
+    /// tombstones do nothing.
+    fn compact_if_needed(&self, pool: &rayon::ThreadPool) -> Result<bool, IndexError> {
+        let _ = pool;
+        Ok(false)
+    }
     /// Writes a snapshot into `dir` (atomically: temp file, fsync, rename, fsync dir),
     /// tagged with the storage sequence number `seq` it covers.
     fn save_snapshot(&self, dir: &Path, seq: u64) -> Result<(), IndexError>;

@@ -156,6 +156,13 @@ impl NativeHnsw {
 }
 
 impl VectorIndex for NativeHnsw {
+    fn compact_if_needed(&self, pool: &rayon::ThreadPool) -> Result<bool, IndexError> {
+        if !self.needs_compaction() {
+            return Ok(false);
+        }
+        self.compact(pool).map(|_| true)
+    }
+
     fn dim(&self) -> usize {
         self.config.dim
     }

@@ -346,6 +346,13 @@ impl HnswRsIndex {
 }
 
 impl VectorIndex for HnswRsIndex {
+    fn compact_if_needed(&self, pool: &rayon::ThreadPool) -> Result<bool, IndexError> {
+        if !self.needs_compaction() {
+            return Ok(false);
+        }
+        self.compact(pool)
+    }
+
     fn dim(&self) -> usize {
         self.config.dim
     }
