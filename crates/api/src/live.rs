@@ -155,7 +155,7 @@ impl LiveCollection {
             Some(dim) => Some(live.restore_or_build_index(dim, &vectors)?),
         };
         *live.index.write() = index;
-        live.catch_up()?;
+        live.catch_up_wait()?;
         Ok(live)
     }
 
@@ -400,8 +400,24 @@ impl LiveCollection {
         self.applied_tx.send_modify(|a| a.seq = seq);
     }
 
-    /// Applies every committed batch not yet applied (cheap when there is none).
+    /// For readers: applies every committed batch not yet applied, unless another thread
+    /// is applying right now — then it returns at once. That is enough for every read to
+    /// see every acknowledged write (a writer returns only once its batch is applied), and
+    /// it keeps pool threads from blocking on the applier while its holder waits for the
+    /// pool in `insert_batch` (which deadlocked once every pool thread was such a reader).
     pub fn catch_up(&self) -> Result<()> {
+        if self.applied_seq.load(Ordering::SeqCst) >= self.coll.last_seq() {
+            return Ok(());
+        }
+        let Some(_apply) = self.applier.try_lock() else {
+            return Ok(());
+        };
+        self.catch_up_locked(u64::MAX)
+    }
+
+    /// Like [`Self::catch_up`], but waits for a running drain: for writers whose own batch
+    /// must be applied before they return.
+    pub fn catch_up_wait(&self) -> Result<()> {
         if self.applied_seq.load(Ordering::SeqCst) >= self.coll.last_seq() {
             return Ok(());
         }

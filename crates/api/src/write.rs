@@ -90,7 +90,7 @@ impl CommittedWrite {
         let (live, receipt, batch) = self.into_batch();
         match batch {
             Some(batch) => live.apply(batch)?,
-            None => live.catch_up()?,
+            None => live.catch_up_wait()?,
         }
         live.maybe_snapshot();
         Ok(receipt)
@@ -103,7 +103,7 @@ impl CommittedWrite {
             Some(batch) => live.apply_async(batch, pool).await?,
             None => {
                 let l = live.clone();
-                pool.run(move || l.catch_up()).await?;
+                pool.run(move || l.catch_up_wait()).await?;
             }
         }
         live.maybe_snapshot();
