@@ -21,7 +21,7 @@ use quiverdb_index::{
     load_snapshot, new_index, Engine, IndexConfig, Neighbor, SearchParams, VectorIndex,
 };
 use quiverdb_storage::{Collection, Record};
-use quiverdb_types::{Metric, Pk, RowId};
+use quiverdb_types::{Metric, RowId};
 
 use crate::bridge::CpuPool;
 use crate::rows::{RowData, Rows};
@@ -273,11 +273,6 @@ impl LiveCollection {
 
     pub fn rows(&self) -> parking_lot::RwLockReadGuard<'_, Rows> {
         self.rows.read()
-    }
-
-    pub fn pk_row(&self, pk: &Pk) -> Option<Arc<RowData>> {
-        let rows = self.rows.read();
-        rows.row_of(pk).and_then(|r| rows.get(r).cloned())
     }
 
     /// Queues a batch its writer committed, for the next drain.
@@ -600,7 +595,7 @@ fn merge(batches: Vec<CommittedBatch>) -> (Vec<CommittedRow>, Vec<RowId>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quiverdb_types::Metadata;
+    use quiverdb_types::{Metadata, Pk};
 
     fn row(id: u64) -> CommittedRow {
         CommittedRow {

@@ -180,9 +180,11 @@ impl VectorStore {
         };
         live.catch_up()?;
         let pk_field = &self.inner.config.primary_field;
+        // One read lock for all ids, so a batch applied meanwhile is seen whole or not at all.
+        let rows = live.rows();
         Ok(ids
             .iter()
-            .filter_map(|pk| live.pk_row(pk))
+            .filter_map(|pk| rows.row_of(pk).and_then(|r| rows.get(r)))
             .map(|r| r.to_document(pk_field, None))
             .collect())
     }
