@@ -463,3 +463,58 @@ fn describe_export_and_integrity() {
     assert!(exported.iter().all(|(_, v)| v.len() == 64));
     assert_eq!(exported[0].0.metadata["n"], Value::Int(2), "pk order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_with_a_repeated_id_keeps_the_last_record() {
+    let s = store();
+    s.add_documents(
+        docs(3),
+        Some(vec![Pk::from("a"), Pk::from("b"), Pk::from("c")]),
+    )
+    .unwrap();
+    let twice = vec![Document::new("first b"), Document::new("second b")];
+    s.upsert(Some(vec![Pk::from("b"), Pk::from("b")]), twice.clone())
+        .unwrap();
+    s.aupsert(Some(vec![Pk::from("c"), Pk::from("c")]), twice)
+        .await
+        .unwrap();
+    let got = s.get_by_ids(&[Pk::from("b"), Pk::from("c")]).unwrap();
+    assert_eq!(got[0].page_content, "second b");
+    assert_eq!(got[1].page_content, "second b");
+    assert_eq!(s.count().unwrap(), 3);
+    let hits = s
+        .similarity_search("second b", &SearchOptions::k(3))
+        .unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(s.check_integrity().unwrap().is_ok());
+}
+
+#[test]
+fn deleting_most_rows_compacts_the_index_in_the_background() {
+    let s = store();
+    let texts: Vec<String> = (0..2400)
+        .map(|i| format!("row {i} of the compaction test"))
+        .collect();
+    let metas: Vec<Metadata> = (0..2400).map(|i| meta(&[("n", Value::Int(i))])).collect();
+    s.add_texts(texts, Some(metas), None).unwrap();
+    assert_eq!(s.delete(None, Some("n < 1500")).unwrap(), 1500);
+    // Compaction runs on the pool after the write; wait for it (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let st = s.describe().unwrap().unwrap().index_stats.unwrap();
+        assert_eq!(st.live, 900);
+        if st.tombstones == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compaction: {st:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let hits = s
+        .similarity_search("row 2000 of the compaction test", &SearchOptions::k(1))
+        .unwrap();
+    assert_eq!(hits[0].metadata["n"], Value::Int(2000));
+    assert!(s.check_integrity().unwrap().is_ok());
+}

@@ -70,6 +70,7 @@ pub(crate) struct LiveCollection {
     changed_since_snapshot: AtomicUsize,
     snapshot_running: AtomicBool,
     snapshot_every: usize,
+    compacting: AtomicBool,
 }
 
 /// Write a background snapshot once this many rows changed (or a tenth of the collection,
@@ -149,6 +150,7 @@ impl LiveCollection {
             changed_since_snapshot: AtomicUsize::new(0),
             snapshot_running: AtomicBool::new(false),
             snapshot_every: SNAPSHOT_EVERY_ROWS,
+            compacting: AtomicBool::new(false),
         };
         let index = match schema.dimension {
             None => None,
@@ -245,6 +247,33 @@ impl LiveCollection {
         index.save_snapshot(dir, seq)?;
         self.changed_since_snapshot.store(0, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Background upkeep after a write: compacts the index once its tombstones pass the
+    /// engine's threshold, and writes a snapshot once enough rows changed.
+    pub fn maybe_maintain(self: &Arc<Self>) {
+        if self.compaction_due() && !self.compacting.swap(true, Ordering::SeqCst) {
+            let live = self.clone();
+            self.pool.spawn(move || {
+                if let Some(index) = live.index() {
+                    match index.compact_if_needed(&live.pool) {
+                        Ok(true) => tracing::debug!(collection = live.coll.name(), "index compacted"),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(collection = live.coll.name(), error = %e, "index compaction failed"),
+                    }
+                }
+                live.compacting.store(false, Ordering::SeqCst);
+            });
+        }
+        self.maybe_snapshot();
+    }
+
+    /// A cheap pre-check: the engines decide for themselves in `compact_if_needed`.
+    fn compaction_due(&self) -> bool {
+        self.index().is_some_and(|i| {
+            let st = i.stats();
+            st.tombstones >= 1_000 && st.tombstones * 10 >= (st.live + st.tombstones) * 3
+        })
     }
 
     /// Starts a background snapshot when enough rows changed since the last one.

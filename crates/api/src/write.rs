@@ -1,6 +1,7 @@
 //! The write path shared by the sync and async surfaces: prepare (validate, decide ids),
 //! commit to storage (durable on return), then apply to the derived state.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use quiverdb_storage::{NewRecord, WriteReceipt};
@@ -21,16 +22,23 @@ pub(crate) enum WriteOp {
 pub(crate) struct PreparedWrite {
     pub live: Arc<LiveCollection>,
     pub op: WriteOp,
-    /// Text, metadata and vector of each inserted record, in input order (the receipt
-    /// lists inserted rows in the same order).
-    pub payload: Vec<(String, Metadata, Vec<f32>)>,
+    /// Key (when the caller gave one), text, metadata and vector of each record, in input
+    /// order.
+    pub payload: Vec<Payload>,
 }
 
 impl PreparedWrite {
     pub fn insert(live: Arc<LiveCollection>, upsert: bool, records: Vec<NewRecord>) -> Self {
         let payload = records
             .iter()
-            .map(|r| (r.text.clone(), r.metadata.clone(), r.vector.clone()))
+            .map(|r| {
+                (
+                    r.pk.clone(),
+                    r.text.clone(),
+                    r.metadata.clone(),
+                    r.vector.clone(),
+                )
+            })
             .collect();
         let op = if upsert {
             WriteOp::Upsert(records)
@@ -77,57 +85,85 @@ impl PreparedWrite {
     }
 }
 
+/// What the writer keeps of one record to apply it after the commit.
+pub(crate) type Payload = (Option<Pk>, String, Metadata, Vec<f32>);
+
 /// A write that storage has made durable.
 pub(crate) struct CommittedWrite {
     live: Arc<LiveCollection>,
     receipt: WriteReceipt,
-    payload: Vec<(String, Metadata, Vec<f32>)>,
+    payload: Vec<Payload>,
 }
 
 impl CommittedWrite {
     /// Applies the write to the index and rows (blocking); returns the receipt.
     pub fn apply(self) -> Result<WriteReceipt> {
-        let (live, receipt, batch) = self.into_batch();
-        match batch {
-            Some(batch) => live.apply(batch)?,
-            None => live.catch_up_wait()?,
+        let (live, receipt, todo) = self.into_batch();
+        match todo {
+            ToApply::Nothing => return Ok(receipt),
+            ToApply::Batch(batch) => live.apply(batch)?,
+            ToApply::FromLog => live.catch_up_wait()?,
         }
-        live.maybe_snapshot();
+        live.maybe_maintain();
         Ok(receipt)
     }
 
     /// Applies the write from async code, merged with concurrent writers' batches.
     pub async fn apply_async(self, pool: &crate::bridge::CpuPool) -> Result<WriteReceipt> {
-        let (live, receipt, batch) = self.into_batch();
-        match batch {
-            Some(batch) => live.apply_async(batch, pool).await?,
-            None => {
+        let (live, receipt, todo) = self.into_batch();
+        match todo {
+            ToApply::Nothing => return Ok(receipt),
+            ToApply::Batch(batch) => live.apply_async(batch, pool).await?,
+            ToApply::FromLog => {
+                // Waits on the applier lock: never on a pool thread (its holder may be
+                // waiting for the pool).
                 let l = live.clone();
-                pool.run(move || l.catch_up_wait()).await?;
+                tokio::task::spawn_blocking(move || l.catch_up_wait())
+                    .await
+                    .map_err(|e| Error::Panicked(e.to_string()))??;
             }
         }
-        live.maybe_snapshot();
+        live.maybe_maintain();
         Ok(receipt)
     }
 
-    /// Pairs the receipt's rows with the data the writer holds; `None` when they cannot be
-    /// paired (then the change log drives the update).
-    fn into_batch(self) -> (Arc<LiveCollection>, WriteReceipt, Option<CommittedBatch>) {
+    /// Pairs the receipt's rows with the data the writer holds: in input order, or by key
+    /// when storage kept only the last record of a key repeated in an upsert.
+    fn into_batch(self) -> (Arc<LiveCollection>, WriteReceipt, ToApply) {
         let CommittedWrite {
             live,
             receipt,
-            payload,
+            mut payload,
         } = self;
-        let changed_nothing = receipt.inserted.is_empty() && receipt.removed.is_empty();
-        if changed_nothing || receipt.inserted.len() != payload.len() {
-            // A batch that changed nothing was not committed: its seq is someone else's.
-            return (live, receipt, None);
+        if receipt.inserted.is_empty() && receipt.removed.is_empty() {
+            // Nothing was committed: the receipt's seq is someone else's.
+            return (live, receipt, ToApply::Nothing);
+        }
+        if receipt.inserted.len() != payload.len() {
+            let mut last: HashMap<Pk, Payload> = HashMap::new();
+            for p in payload {
+                if let Some(pk) = p.0.clone() {
+                    last.insert(pk, p);
+                }
+            }
+            payload = receipt
+                .inserted
+                .iter()
+                .filter_map(|(pk, _)| last.remove(pk))
+                .collect();
+            if payload.len() != receipt.inserted.len() {
+                tracing::error!(
+                    collection = live.coll.name(),
+                    "storage reported rows this writer did not send; applying from the log"
+                );
+                return (live, receipt, ToApply::FromLog);
+            }
         }
         let inserted = receipt
             .inserted
             .iter()
             .zip(payload)
-            .map(|((pk, row), (text, metadata, vector))| CommittedRow {
+            .map(|((pk, row), (_, text, metadata, vector))| CommittedRow {
                 row: *row,
                 data: Arc::new(RowData {
                     pk: pk.clone(),
@@ -142,8 +178,18 @@ impl CommittedWrite {
             inserted,
             removed: receipt.removed.iter().map(|(_, r)| *r).collect(),
         };
-        (live, receipt, Some(batch))
+        (live, receipt, ToApply::Batch(batch))
     }
+}
+
+/// What a committed write leaves for the derived state.
+enum ToApply {
+    /// The write changed nothing.
+    Nothing,
+    /// Its batch, paired with the writer's data.
+    Batch(CommittedBatch),
+    /// Apply it from storage's change log (the writer's data could not be paired).
+    FromLog,
 }
 
 /// The ids of an insert, checked against the collection's key kind.
