@@ -243,6 +243,24 @@ impl LiveCollection {
             return Ok(());
         };
         let _apply = self.applier.lock();
+        self.save_snapshot_locked(dir, index.as_ref())
+    }
+
+    /// Like [`Self::save_snapshot`], but gives up (returns `Ok(false)`) when a batch is being
+    /// applied: a pool thread must never block on the applier, whose holder may be waiting
+    /// for the pool in `insert_batch` (with a one-thread pool that would deadlock).
+    fn try_save_snapshot(&self) -> Result<bool> {
+        let (Some(dir), Some(index)) = (&self.snapshot_dir, self.index()) else {
+            return Ok(true);
+        };
+        let Some(_apply) = self.applier.try_lock() else {
+            return Ok(false);
+        };
+        self.save_snapshot_locked(dir, index.as_ref())?;
+        Ok(true)
+    }
+
+    fn save_snapshot_locked(&self, dir: &std::path::Path, index: &dyn VectorIndex) -> Result<()> {
         let seq = self.applied_seq.load(Ordering::SeqCst);
         index.save_snapshot(dir, seq)?;
         self.changed_since_snapshot.store(0, Ordering::SeqCst);
@@ -289,7 +307,8 @@ impl LiveCollection {
         }
         let live = self.clone();
         self.pool.spawn(move || {
-            if let Err(e) = live.save_snapshot() {
+            // Busy applier: skipped; the next write past the threshold tries again.
+            if let Err(e) = live.try_save_snapshot() {
                 tracing::warn!(collection = live.coll.name(), error = %e, "background index snapshot failed");
             }
             live.snapshot_running.store(false, Ordering::SeqCst);
