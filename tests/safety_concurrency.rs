@@ -485,3 +485,66 @@ fn readers_never_see_half_of_an_upsert_batch() {
         torn.first()
     );
 }
+
+#[test]
+fn a_one_thread_pool_does_not_deadlock_writers_and_async_readers() {
+    // Sync writers apply batches (parallel insert_batch on the pool) while async readers
+    // keep the pool's only thread busy: this hung for good before readers stopped waiting
+    // for the applier. A watchdog turns a hang into a failure.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let store = VectorStore::builder()
+            .embeddings(HashingEmbeddings::new(DIM))
+            .threads(1)
+            .unwrap()
+            .open()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_millis(1000);
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let s = store.clone();
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        let ids: Vec<Pk> =
+                            (0..10).map(|i| Pk::from(format!("w{w}_{n}_{i}"))).collect();
+                        let texts: Vec<String> =
+                            (0..10).map(|i| format!("text {w} {n} {i}")).collect();
+                        s.add_texts(texts, None, Some(ids)).unwrap();
+                        n += 1;
+                    }
+                    n * 10
+                })
+            })
+            .collect();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    let s = store.clone();
+                    tokio::spawn(async move {
+                        while Instant::now() < deadline {
+                            s.asimilarity_search("text 1", &SearchOptions::k(3))
+                                .await
+                                .unwrap();
+                            s.aget_by_ids(&[Pk::from("w0_0_0")]).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for r in readers {
+                r.await.unwrap();
+            }
+        });
+        let written: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(store.count().unwrap(), written);
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("writers and readers on a one-thread pool deadlocked (or the workload panicked)");
+}
