@@ -150,21 +150,14 @@ fn truncated_database_file_is_corrupted() {
     }
 }
 
-/// BUG (storage, `Database::open`): a log truncated to zero bytes, or every file of the
-/// database emptied, opens as a fresh empty database instead of `Error::Corrupted`: the
-/// "had data" test looks only at the length of `<dir>/db`, not at the `snap.*`/`conf`
-/// files that show a database was there. Every record silently disappears. Likewise a log
-/// cut after its first few KiB opens as the prefix sled can read (here: no collection)
-/// with `Ok`; detecting that needs a length or checksum record that storage does not keep.
+/// An emptied log, or every file of the database emptied, must not open as a fresh empty
+/// database (every record silently gone): the `QUIVERDB` marker says a database was there.
 #[test]
-#[ignore = "storage bug: an emptied or truncated log opens as an older or fresh database"]
-fn an_emptied_or_truncated_database_is_corrupted() {
-    for keep in [0, 4096] {
-        match open_truncated(keep) {
-            Some(Ok((n, _))) => panic!("log truncated to {keep} bytes opened with {n} records"),
-            Some(Err(e)) => assert!(matches!(e, Error::Corrupted { .. }), "{e:?}"),
-            None => {}
-        }
+fn an_emptied_database_is_corrupted() {
+    match open_truncated(0) {
+        Some(Ok((n, _))) => panic!("log truncated to 0 bytes opened with {n} records"),
+        Some(Err(e)) => assert!(matches!(e, Error::Corrupted { .. }), "{e:?}"),
+        None => {}
     }
     let dir = tempfile::tempdir().unwrap();
     healthy(dir.path());
@@ -172,6 +165,19 @@ fn an_emptied_or_truncated_database_is_corrupted() {
         std::fs::write(&p, b"").unwrap();
     }
     assert_refused(dir.path(), "zero-length files");
+}
+
+/// BUG (storage, `Database::open`): a log cut after its first few KiB opens as the prefix
+/// sled can read (here: no collection) with `Ok`; detecting that needs a length or checksum
+/// record of the log that storage does not keep.
+#[test]
+#[ignore = "storage bug: a log truncated after a valid prefix opens as an older database"]
+fn a_truncated_log_is_corrupted() {
+    match open_truncated(4096) {
+        Some(Ok((n, _))) => panic!("log truncated to 4096 bytes opened with {n} records"),
+        Some(Err(e)) => assert!(matches!(e, Error::Corrupted { .. }), "{e:?}"),
+        None => {}
+    }
 }
 
 #[test]
@@ -295,12 +301,9 @@ fn a_read_only_directory_gives_a_clear_error() {
     std::fs::set_permissions(&ro_parent, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
-/// BUG (storage, `Database::open`): opening a directory whose `db` file is not a sled log
-/// is refused with `Error::Corrupted`, but only after sled has opened it, rewritten `db`
-/// and added `conf` and `snap.*` files: the refused open damages what was there. A check
-/// of the files before handing the directory to sled would avoid it.
+/// Opening a directory whose `db` file is not a QuiverDB database is refused before sled
+/// opens (and would rewrite) it: the refused open changes nothing.
 #[test]
-#[ignore = "storage bug: a refused open of a foreign `db` file rewrites it"]
 fn a_refused_foreign_file_is_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("db"), b"not a database, just some text\n").unwrap();

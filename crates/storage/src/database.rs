@@ -24,6 +24,15 @@ static REGISTRY: Mutex<BTreeMap<PathBuf, Weak<DbInner>>> =
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 const KEY_FORMAT: &[u8] = b"format_version";
+
+/// A file beside sled's, written by QuiverDB: it tells a directory that holds (or held) a
+/// database from an empty one or a foreign one, which sled alone cannot — an emptied log
+/// would otherwise open as a fresh, empty database.
+const MARKER: &str = "QUIVERDB";
+/// Marker content while a new database is being created (no user data can exist yet).
+const MARKER_CREATING: &[u8] = b"quiverdb database: creating\n";
+/// Marker content once the database exists.
+const MARKER_READY: &[u8] = b"quiverdb database: format 1\n";
 const KEY_NEXT_COLLECTION: &[u8] = b"next_collection_id";
 const KEY_DROPPED: &[u8] = b"dropped/";
 
@@ -75,6 +84,20 @@ impl Drop for DbInner {
     }
 }
 
+/// Replaces the marker atomically (temp file, fsync, rename, fsync the directory).
+fn write_marker(dir: &Path, content: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!(".{MARKER}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(content)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(MARKER))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
 fn dropped_key(cid: CollectionId) -> Vec<u8> {
     [KEY_DROPPED, &cid.prefix()].concat()
 }
@@ -99,6 +122,37 @@ impl Database {
         };
         registry.retain(|_, w| w.strong_count() > 0);
         let had_data = std::fs::metadata(canonical.join("db")).is_ok_and(|m| m.len() > 0);
+        let marker_path = canonical.join(MARKER);
+        let marker = match std::fs::read(&marker_path) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let expect_database = match &marker {
+            // Refused before sled opens (and rewrites) anything.
+            None if had_data => {
+                return Err(Error::Corrupted {
+                    path: canonical,
+                    detail: format!(
+                        "the directory holds a `db` file but no {MARKER} marker: \
+                         not a QuiverDB database"
+                    ),
+                })
+            }
+            None => {
+                write_marker(&canonical, MARKER_CREATING)?;
+                false
+            }
+            Some(m) => m.as_slice() != MARKER_CREATING,
+        };
+        if expect_database && !had_data {
+            return Err(Error::Corrupted {
+                path: canonical,
+                detail: "the database's log (`db`) is empty or missing: its files were \
+                         emptied or deleted"
+                    .to_owned(),
+            });
+        }
         let started = Instant::now();
         let kv = loop {
             match Kv::open(&canonical) {
@@ -108,7 +162,10 @@ impl Database {
                 other => break other?,
             }
         };
-        let inner = Self::start(kv, Some(canonical.clone()), had_data)?;
+        let inner = Self::start(kv, Some(canonical.clone()), had_data || expect_database)?;
+        if marker.as_deref() != Some(MARKER_READY) {
+            write_marker(&canonical, MARKER_READY)?;
+        }
         registry.insert(canonical, Arc::downgrade(&inner));
         tracing::debug!(path = ?inner.path, "opened database");
         Ok(Database { inner })
@@ -138,7 +195,8 @@ impl Database {
             }
             None if had_data => {
                 return Err(inner.corrupted(
-                    "the directory holds database files but no QuiverDB format record",
+                    "the database holds no QuiverDB format record: its files were emptied, \
+                     truncated or replaced",
                 ));
             }
             None => {

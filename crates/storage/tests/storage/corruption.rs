@@ -76,3 +76,34 @@ fn truncated_files_give_corrupted() {
         other => panic!("expected Corrupted, got {other:?}"),
     }
 }
+
+#[test]
+fn the_marker_tells_an_emptied_database_from_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = Database::open(&path).unwrap();
+        db.create_collection("c", CollectionConfig::default())
+            .unwrap();
+    }
+    assert!(path.join("QUIVERDB").exists());
+    // An interrupted creation (marker still "creating") opens as the database it is.
+    std::fs::write(path.join("QUIVERDB"), b"quiverdb database: creating\n").unwrap();
+    assert_eq!(
+        Database::open(&path).unwrap().list_collections().unwrap(),
+        vec!["c"]
+    );
+    // Emptying the log: refused, not a fresh empty database.
+    std::fs::write(path.join("db"), b"").unwrap();
+    assert!(matches!(
+        Database::open(&path),
+        Err(Error::Corrupted { .. })
+    ));
+    // A brand-new directory still opens, and gets its marker.
+    let fresh = dir.path().join("fresh");
+    Database::open(&fresh).unwrap();
+    assert_eq!(
+        std::fs::read(fresh.join("QUIVERDB")).unwrap(),
+        b"quiverdb database: format 1\n"
+    );
+}
