@@ -71,6 +71,7 @@ pub(crate) struct LiveCollection {
     snapshot_running: AtomicBool,
     snapshot_every: usize,
     compacting: AtomicBool,
+    removed_since_compaction: AtomicUsize,
 }
 
 /// Write a background snapshot once this many rows changed (or a tenth of the collection,
@@ -151,6 +152,7 @@ impl LiveCollection {
             snapshot_running: AtomicBool::new(false),
             snapshot_every: SNAPSHOT_EVERY_ROWS,
             compacting: AtomicBool::new(false),
+            removed_since_compaction: AtomicUsize::new(0),
         };
         let index = match schema.dimension {
             None => None,
@@ -286,12 +288,17 @@ impl LiveCollection {
         self.maybe_snapshot();
     }
 
-    /// A cheap pre-check: the engines decide for themselves in `compact_if_needed`.
+    /// A cheap pre-check on our own count of removals since the last attempt (an engine's
+    /// `stats()` may walk the graph); the engines decide for themselves in
+    /// `compact_if_needed`.
     fn compaction_due(&self) -> bool {
-        self.index().is_some_and(|i| {
-            let st = i.stats();
-            st.tombstones >= 1_000 && st.tombstones * 10 >= (st.live + st.tombstones) * 3
-        })
+        let removed = self.removed_since_compaction.load(Ordering::Relaxed);
+        let live = self.rows.read().len();
+        if removed >= 1_000 && removed * 10 >= (live + removed) * 3 {
+            self.removed_since_compaction.store(0, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     /// Starts a background snapshot when enough rows changed since the last one.
@@ -500,6 +507,8 @@ impl LiveCollection {
     fn apply_locked(&self, inserted: Vec<CommittedRow>, removed: &[RowId]) -> Result<()> {
         self.changed_since_snapshot
             .fetch_add(inserted.len() + removed.len(), Ordering::Relaxed);
+        self.removed_since_compaction
+            .fetch_add(removed.len(), Ordering::Relaxed);
         let index = self.ensure_index(inserted.first().map(|r| r.vector.len()))?;
         if let Some(index) = &index {
             for row in removed {
