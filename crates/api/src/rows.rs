@@ -221,13 +221,26 @@ impl Rows {
 
     /// Matching rows in primary-key order (deterministic output for queries).
     pub fn matching_sorted(&self, filter: &Filter) -> Vec<Arc<RowData>> {
-        let mut rows: Vec<Arc<RowData>> = self
+        self.matching_first(filter, usize::MAX)
+    }
+
+    /// The first `limit` matching rows in primary-key order, without sorting the rest.
+    pub fn matching_first(&self, filter: &Filter, limit: usize) -> Vec<Arc<RowData>> {
+        let mut rows: Vec<&Arc<RowData>> = self
             .matching(filter)
             .into_iter()
-            .map(|r| self.by_row[&r].clone())
+            .map(|r| &self.by_row[&r])
             .collect();
-        rows.sort_by(|a, b| a.pk.cmp(&b.pk));
-        rows
+        let by_pk = |a: &&Arc<RowData>, b: &&Arc<RowData>| a.pk.cmp(&b.pk);
+        if limit < rows.len() {
+            if limit == 0 {
+                return Vec::new();
+            }
+            rows.select_nth_unstable_by(limit - 1, by_pk);
+            rows.truncate(limit);
+        }
+        rows.sort_unstable_by(by_pk);
+        rows.into_iter().cloned().collect()
     }
 }
 
@@ -317,6 +330,26 @@ mod tests {
             got.sort_unstable();
             assert_eq!(got, scan(&rows, &f), "{expr} after updates");
         }
+    }
+
+    #[test]
+    fn first_rows_by_key_without_a_full_sort() {
+        let mut rows = Rows::default();
+        for i in [9i64, 3, 7, 1, 5, 8, 2] {
+            rows.insert(RowId(i as u64), tagged(i, Value::Int(i % 2)));
+        }
+        let odd = compile("tag == 1");
+        let pks = |v: Vec<Arc<RowData>>| v.iter().map(|r| r.pk.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            pks(rows.matching_first(&odd, 2)),
+            vec![Pk::Int(1), Pk::Int(3)]
+        );
+        assert_eq!(pks(rows.matching_first(&odd, 0)), vec![]);
+        assert_eq!(rows.matching_first(&odd, 99).len(), 5);
+        assert_eq!(
+            pks(rows.matching_sorted(&odd)),
+            pks(rows.matching_first(&odd, 5))
+        );
     }
 
     #[test]

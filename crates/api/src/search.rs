@@ -149,9 +149,8 @@ impl VectorStore {
         let pk_field = &self.inner.config.primary_field;
         let rows = live.rows();
         Ok(rows
-            .matching_sorted(&filter)
+            .matching_first(&filter, opts.limit)
             .iter()
-            .take(opts.limit)
             .map(|r| r.to_document(pk_field, opts.fields.as_deref()))
             .collect())
     }
