@@ -41,6 +41,23 @@ pub(crate) struct CommittedBatch {
     pub removed: Vec<RowId>,
 }
 
+/// The applier lock, held. On release it drains the batches queued while it was held: an
+/// async writer whose drain found the lock taken relies on the holder to apply its batch.
+struct Applying<'a> {
+    live: &'a LiveCollection,
+    guard: Option<parking_lot::MutexGuard<'a, ()>>,
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if self.live.has_pending() {
+            // Failures reach the waiting writers through the watch channel.
+            let _ = self.live.drain_if_idle();
+        }
+    }
+}
+
 /// What async writers wait on: the applied sequence number, and the last drain failure.
 #[derive(Debug, Clone)]
 pub(crate) struct Applied {
@@ -244,7 +261,7 @@ impl LiveCollection {
         let (Some(dir), Some(index)) = (&self.snapshot_dir, self.index()) else {
             return Ok(());
         };
-        let _apply = self.applier.lock();
+        let _apply = self.lock_applier();
         self.save_snapshot_locked(dir, index.as_ref())
     }
 
@@ -255,7 +272,7 @@ impl LiveCollection {
         let (Some(dir), Some(index)) = (&self.snapshot_dir, self.index()) else {
             return Ok(true);
         };
-        let Some(_apply) = self.applier.try_lock() else {
+        let Some(_apply) = self.try_lock_applier() else {
             return Ok(false);
         };
         self.save_snapshot_locked(dir, index.as_ref())?;
@@ -330,6 +347,27 @@ impl LiveCollection {
         self.rows.read()
     }
 
+    /// Takes the applier lock. Whoever releases it drains batches queued meanwhile (see
+    /// [`Applying`]), so a writer whose own drain found the lock taken is never forgotten.
+    fn lock_applier(&self) -> Applying<'_> {
+        Applying {
+            live: self,
+            guard: Some(self.applier.lock()),
+        }
+    }
+
+    fn try_lock_applier(&self) -> Option<Applying<'_>> {
+        self.applier.try_lock().map(|guard| Applying {
+            live: self,
+            guard: Some(guard),
+        })
+    }
+
+    fn has_pending(&self) -> bool {
+        let applied = self.applied_seq.load(Ordering::SeqCst);
+        self.pending.lock().keys().any(|s| *s > applied)
+    }
+
     /// Queues a batch its writer committed, for the next drain.
     fn submit(&self, batch: CommittedBatch) {
         if batch.seq > self.applied_seq.load(Ordering::SeqCst) {
@@ -342,7 +380,7 @@ impl LiveCollection {
     pub fn apply(&self, batch: CommittedBatch) -> Result<()> {
         let seq = batch.seq;
         self.submit(batch);
-        let _apply = self.applier.lock();
+        let _apply = self.lock_applier();
         if self.applied_seq.load(Ordering::SeqCst) >= seq {
             return Ok(()); // another writer's drain took it
         }
@@ -459,7 +497,7 @@ impl LiveCollection {
         if self.applied_seq.load(Ordering::SeqCst) >= self.coll.last_seq() {
             return Ok(());
         }
-        let Some(_apply) = self.applier.try_lock() else {
+        let Some(_apply) = self.try_lock_applier() else {
             return Ok(());
         };
         self.catch_up_locked(u64::MAX)
@@ -471,7 +509,7 @@ impl LiveCollection {
         if self.applied_seq.load(Ordering::SeqCst) >= self.coll.last_seq() {
             return Ok(());
         }
-        let _apply = self.applier.lock();
+        let _apply = self.lock_applier();
         self.catch_up_locked(u64::MAX)
     }
 
@@ -728,6 +766,59 @@ mod tests {
         // A reload restores from it and catches up the rest.
         let again = LiveCollection::load(coll, pool, Some(snap)).unwrap();
         assert_eq!(again.index().unwrap().len(), 12);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_queued_while_the_applier_is_held_is_applied_on_release() {
+        let db = quiverdb_storage::Database::temporary().unwrap();
+        let coll = db
+            .create_collection("c", quiverdb_storage::CollectionConfig::default())
+            .unwrap();
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        );
+        let live = Arc::new(LiveCollection::load(coll.clone(), pool.clone(), None).unwrap());
+        let cpu = CpuPool::new(pool);
+        let rec = quiverdb_storage::NewRecord {
+            pk: Some(Pk::Str("k".into())),
+            text: String::new(),
+            metadata: Metadata::new(),
+            vector: vec![1.0, 2.0],
+        };
+        let receipt = coll.insert(vec![rec]).unwrap();
+        let (pk, row) = receipt.inserted[0].clone();
+        let batch = CommittedBatch {
+            seq: receipt.seq,
+            inserted: vec![CommittedRow {
+                row,
+                data: Arc::new(RowData {
+                    pk,
+                    text: String::new(),
+                    metadata: Metadata::new(),
+                }),
+                vector: vec![1.0, 2.0],
+            }],
+            removed: vec![],
+        };
+        // Someone else (a background snapshot, say) holds the applier when the writer
+        // tries to drain: the writer's own drain gives up and it waits.
+        let held = live.lock_applier();
+        let writer = {
+            let (live, cpu) = (live.clone(), cpu.clone());
+            tokio::spawn(async move { live.apply_async(batch, &cpu).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!writer.is_finished(), "applied while the lock was held");
+        drop(held);
+        tokio::time::timeout(std::time::Duration::from_secs(10), writer)
+            .await
+            .expect("the batch was forgotten: releasing the lock must drain it")
+            .unwrap()
+            .unwrap();
+        assert_eq!(live.rows().len(), 1);
     }
 
     #[test]
