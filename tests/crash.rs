@@ -7,7 +7,7 @@
 //! * storage's integrity check passes, and a search for each live record's own vector
 //!   finds it.
 //!
-//! `QUIVERDB_CRASH_ROUNDS` sets the number of rounds (default 20; the long run in
+//! `QUIVERDB_CRASH_ROUNDS` sets the number of rounds (default 50; the long run in
 //! `docs/RELIABILITY.md` uses 1,000).
 
 use std::collections::BTreeMap;
@@ -211,7 +211,7 @@ fn killed_writer_loses_nothing_acknowledged() {
     let rounds: usize = std::env::var("QUIVERDB_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
