@@ -59,9 +59,17 @@ fn main() -> Result<(), quiverdb::Error> {
     );
     let probe = rows / 2;
     let eq = format!("id == 'doc_{probe}'");
-    let list: Vec<String> = (0..10).map(|j| format!("'doc_{}'", probe + j * 7)).collect();
+    let list: Vec<String> = (0..10)
+        .map(|j| format!("'doc_{}'", probe + j * 7))
+        .collect();
     let within = format!("id in [{}]", list.join(", "));
-    let pks = format!("pk in [{}]", (1..=10).map(|i| (i * 1000).to_string()).collect::<Vec<_>>().join(", "));
+    let pks = format!(
+        "pk in [{}]",
+        (1..=10)
+            .map(|i| (i * 1000).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let residual = "score > 0.5 and category == 'cat_1' and text like 'doc 1%'".to_owned();
     // The first query on a key builds its index: time it separately.
     let t = Instant::now();

@@ -9,6 +9,24 @@ use quiverdb_types::Pk;
 use crate::{Document, Error, MmrOptions, QueryOptions, Result, SearchOptions, VectorStore};
 
 impl VectorStore {
+    /// The query's vector, or `None` when the collection does not exist yet (the filter is
+    /// still checked, so a malformed one is an error either way; nothing is embedded).
+    fn query_vector(
+        &self,
+        query: &str,
+        filter: Option<&str>,
+        params: &Params,
+    ) -> Result<Option<Vec<f32>>> {
+        if self.live()?.is_none() {
+            self.compile_filter(filter, params)?;
+            return Ok(None);
+        }
+        self.embeddings()?
+            .embed_query(query)
+            .map(Some)
+            .map_err(Error::Embedding)
+    }
+
     /// The `k` documents most similar to `query`.
     pub fn similarity_search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<Document>> {
         Ok(strip_scores(
@@ -24,15 +42,10 @@ impl VectorStore {
         opts: &SearchOptions,
     ) -> Result<Vec<(Document, f32)>> {
         check_k(opts.k)?;
-        let Some(_) = self.live()? else {
-            self.compile_filter(opts.filter.as_deref(), &opts.params)?;
-            return Ok(Vec::new());
-        };
-        let vector = self
-            .embeddings()?
-            .embed_query(query)
-            .map_err(Error::Embedding)?;
-        self.similarity_search_with_score_by_vector(&vector, opts)
+        match self.query_vector(query, opts.filter.as_deref(), &opts.params)? {
+            Some(vector) => self.similarity_search_with_score_by_vector(&vector, opts),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Like [`Self::similarity_search_with_score`], with relevance scores in `[0, 1]`
@@ -92,15 +105,10 @@ impl VectorStore {
         opts: &MmrOptions,
     ) -> Result<Vec<Document>> {
         check_k(opts.k)?;
-        let Some(_) = self.live()? else {
-            self.compile_filter(opts.filter.as_deref(), &opts.params)?;
-            return Ok(Vec::new());
-        };
-        let vector = self
-            .embeddings()?
-            .embed_query(query)
-            .map_err(Error::Embedding)?;
-        self.max_marginal_relevance_search_by_vector(&vector, opts)
+        match self.query_vector(query, opts.filter.as_deref(), &opts.params)? {
+            Some(vector) => self.max_marginal_relevance_search_by_vector(&vector, opts),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// MMR from a query vector.
