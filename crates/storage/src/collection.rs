@@ -1,5 +1,6 @@
 //! Collection handles: writes (validated, atomic, durable on return) and reads.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -37,6 +38,8 @@ pub(crate) struct CollInner {
     pub(crate) state: Mutex<CollState>,
     /// Batches waiting for the holder of `state` to commit them (write combining).
     pub(crate) queue: Mutex<Vec<Queued>>,
+    /// `state.stored.last_seq`, readable without the lock (readers poll it on every search).
+    pub(crate) last_seq: AtomicU64,
 }
 
 /// Plans one batch against the collection state and the write set of the batches planned
@@ -68,6 +71,7 @@ pub(crate) struct CollState {
 
 impl CollInner {
     pub(crate) fn new(db: Arc<DbInner>, stored: CollectionState) -> Arc<CollInner> {
+        let last_seq = stored.last_seq;
         Arc::new(CollInner {
             db,
             id: stored.id,
@@ -77,6 +81,7 @@ impl CollInner {
                 dropped: false,
             }),
             queue: Mutex::new(Vec::new()),
+            last_seq: AtomicU64::new(last_seq),
         })
     }
 }
@@ -171,6 +176,7 @@ impl Collection {
         let committed = if wrote { db.kv.commit(&ws) } else { Ok(()) };
         let ticket = match &committed {
             Ok(()) => {
+                self.inner.last_seq.store(state.last_seq, Ordering::Release);
                 st.stored = state;
                 wrote.then(|| db.group.ticket())
             }
@@ -368,7 +374,7 @@ impl Collection {
     /// Sequence number of the last committed batch (0 before the first). A batch counts as
     /// committed as soon as its transaction is applied, possibly just before it is durable.
     pub fn last_seq(&self) -> u64 {
-        self.inner.state.lock().stored.last_seq
+        self.inner.last_seq.load(Ordering::Acquire)
     }
 
     /// Every committed batch with a sequence number greater than `seq`, oldest first.
