@@ -32,7 +32,8 @@
 //! `VectorStore` is `Clone + Send + Sync`. Reads and writes may run from any number of
 //! threads or tasks at once. Blocking calls need no async runtime; async calls need only
 //! the caller's tokio runtime (the library never starts one) and run CPU work on a rayon
-//! pool (shared by default, or set with [`StoreBuilder::pool`]).
+//! pool (shared by default, or set with [`StoreBuilder::pool`]). Do not call the blocking
+//! write methods from inside that pool's own threads: a write may wait there for the pool.
 //!
 //! # Scores
 //! `L2`: squared Euclidean distance (smaller is better); `IP`: inner product; `COSINE`:
