@@ -704,6 +704,35 @@ mod tests {
         }
     }
 
+    /// Inserts one record into storage and returns the batch its writer would apply.
+    fn commit_one(
+        coll: &quiverdb_storage::Collection,
+        key: &str,
+        vector: Vec<f32>,
+    ) -> CommittedBatch {
+        let rec = quiverdb_storage::NewRecord {
+            pk: Some(Pk::Str(key.to_owned())),
+            text: String::new(),
+            metadata: Metadata::new(),
+            vector: vector.clone(),
+        };
+        let receipt = coll.insert(vec![rec]).unwrap();
+        let (pk, row) = receipt.inserted[0].clone();
+        CommittedBatch {
+            seq: receipt.seq,
+            inserted: vec![CommittedRow {
+                row,
+                data: Arc::new(RowData {
+                    pk,
+                    text: String::new(),
+                    metadata: Metadata::new(),
+                }),
+                vector,
+            }],
+            removed: vec![],
+        }
+    }
+
     #[test]
     fn background_snapshot_after_enough_changes_and_reload_uses_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -723,28 +752,8 @@ mod tests {
         live.snapshot_every = 10;
         let live = Arc::new(live);
         for i in 0..12 {
-            let rec = quiverdb_storage::NewRecord {
-                pk: Some(Pk::Str(format!("k{i}"))),
-                text: String::new(),
-                metadata: Metadata::new(),
-                vector: vec![i as f32, 1.0],
-            };
-            let receipt = coll.insert(vec![rec]).unwrap();
-            let (pk, row) = receipt.inserted[0].clone();
-            live.apply(CommittedBatch {
-                seq: receipt.seq,
-                inserted: vec![CommittedRow {
-                    row,
-                    data: Arc::new(RowData {
-                        pk,
-                        text: String::new(),
-                        metadata: Metadata::new(),
-                    }),
-                    vector: vec![i as f32, 1.0],
-                }],
-                removed: vec![],
-            })
-            .unwrap();
+            live.apply(commit_one(&coll, &format!("k{i}"), vec![i as f32, 1.0]))
+                .unwrap();
             live.maybe_snapshot();
         }
         // The snapshot job runs on the pool; wait for it.
@@ -782,27 +791,7 @@ mod tests {
         );
         let live = Arc::new(LiveCollection::load(coll.clone(), pool.clone(), None).unwrap());
         let cpu = CpuPool::new(pool);
-        let rec = quiverdb_storage::NewRecord {
-            pk: Some(Pk::Str("k".into())),
-            text: String::new(),
-            metadata: Metadata::new(),
-            vector: vec![1.0, 2.0],
-        };
-        let receipt = coll.insert(vec![rec]).unwrap();
-        let (pk, row) = receipt.inserted[0].clone();
-        let batch = CommittedBatch {
-            seq: receipt.seq,
-            inserted: vec![CommittedRow {
-                row,
-                data: Arc::new(RowData {
-                    pk,
-                    text: String::new(),
-                    metadata: Metadata::new(),
-                }),
-                vector: vec![1.0, 2.0],
-            }],
-            removed: vec![],
-        };
+        let batch = commit_one(&coll, "k", vec![1.0, 2.0]);
         // Someone else (a background snapshot, say) holds the applier when the writer
         // tries to drain: the writer's own drain gives up and it waits.
         let held = live.lock_applier();

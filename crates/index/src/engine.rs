@@ -60,6 +60,22 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<LoadedIndex>, IndexError> {
     }
 }
 
+/// Checks every vector of a batch, in parallel on `pool`, before any is inserted (a batch
+/// goes in whole or not at all).
+pub(crate) fn check_batch(
+    dim: usize,
+    metric: Metric,
+    items: &[(RowId, &[f32])],
+    pool: &rayon::ThreadPool,
+) -> Result<(), IndexError> {
+    use rayon::prelude::*;
+    pool.install(|| {
+        items
+            .par_iter()
+            .try_for_each(|(_, v)| check_vector(dim, metric, v))
+    })
+}
+
 /// Checks a vector against the index without copying it: length, finiteness, and for
 /// cosine a non-zero norm (so that [`crate::kernels::normalize`] succeeds on it).
 pub(crate) fn check_vector(dim: usize, metric: Metric, v: &[f32]) -> Result<(), IndexError> {

@@ -9,9 +9,8 @@ use std::path::Path;
 
 use parking_lot::RwLock;
 use quiverdb_types::{Metric, RowId};
-use rayon::prelude::*;
 
-use crate::engine::{check_vector, prepare_vector, TopK};
+use crate::engine::{check_batch, prepare_vector, TopK};
 use crate::snapshot::{snapshot_error, write_with_manifest, Reader, Writer};
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
@@ -152,11 +151,7 @@ impl VectorIndex for FlatIndex {
         pool: &rayon::ThreadPool,
     ) -> Result<(), IndexError> {
         let (dim, metric) = (self.config.dim, self.config.metric);
-        pool.install(|| {
-            items
-                .par_iter()
-                .try_for_each(|(_, v)| check_vector(dim, metric, v))
-        })?;
+        check_batch(dim, metric, items, pool)?;
         let mut g = self.inner.write();
         let mut seen = std::collections::HashSet::with_capacity(items.len());
         for (id, _) in items {

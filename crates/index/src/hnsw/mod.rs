@@ -42,7 +42,7 @@ use parking_lot::{Mutex, RwLock};
 use quiverdb_types::{Metric, RowId};
 use rayon::prelude::*;
 
-use crate::engine::{check_vector, prepare_vector};
+use crate::engine::{check_batch, check_vector, prepare_vector};
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
 };
@@ -195,11 +195,7 @@ impl VectorIndex for NativeHnsw {
         let (dim, metric) = (self.config.dim, self.config.metric);
         // Check everything first (all or nothing); cosine rows are normalized in the arena,
         // so no copy of the batch is made.
-        pool.install(|| {
-            items
-                .par_iter()
-                .try_for_each(|(_, v)| check_vector(dim, metric, v))
-        })?;
+        check_batch(dim, metric, items, pool)?;
         let slots = {
             let _gate = self.gate.read();
             self.append(items)?
