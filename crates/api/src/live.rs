@@ -21,7 +21,7 @@ use quiverdb_index::{
     load_snapshot, new_index, Engine, IndexConfig, Neighbor, SearchParams, VectorIndex,
 };
 use quiverdb_storage::{Collection, Record};
-use quiverdb_types::{Metric, RowId};
+use quiverdb_types::{Metric, PkKind, RowId};
 
 use crate::bridge::CpuPool;
 use crate::rows::{RowData, Rows};
@@ -70,6 +70,9 @@ pub(crate) struct Applied {
 pub(crate) struct LiveCollection {
     pub coll: Collection,
     pub metric: Metric,
+    /// The collection's key kind (fixed at creation; kept here so that every filter compile
+    /// does not take storage's collection lock for it).
+    pub pk_kind: PkKind,
     index_config: IndexConfig,
     index: RwLock<Option<Arc<dyn VectorIndex>>>,
     rows: RwLock<Rows>,
@@ -151,6 +154,7 @@ impl LiveCollection {
 
         let live = LiveCollection {
             metric: schema.metric,
+            pk_kind: schema.pk_kind,
             coll,
             index_config,
             index: RwLock::new(None),

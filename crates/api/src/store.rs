@@ -386,7 +386,7 @@ impl VectorStore {
             return Ok(None);
         };
         let pk_is_int = match self.live()? {
-            Some(live) => live.coll.schema().pk_kind != PkKind::Str,
+            Some(live) => live.pk_kind != PkKind::Str,
             None => self.inner.config.auto_id,
         };
         let cfg = &self.inner.config;
@@ -538,7 +538,7 @@ impl VectorStore {
             return Ok(None);
         }
         let live = self.ensure_live(ids.as_deref())?;
-        let kind = live.coll.schema().pk_kind;
+        let kind = live.pk_kind;
         let pks = if upsert {
             let ids = ids.ok_or_else(|| Error::MissingIds {
                 reason: "upsert replaces records by id".into(),
@@ -598,7 +598,7 @@ impl VectorStore {
             return Ok(None);
         };
         let kind = match self.live()? {
-            Some(live) => live.coll.schema().pk_kind,
+            Some(live) => live.pk_kind,
             None if self.inner.config.auto_id => return Ok(None),
             None => PkKind::Str,
         };
@@ -641,7 +641,7 @@ impl VectorStore {
         };
         let pks = match (ids, filter) {
             (Some(ids), _) => {
-                let kind = live.coll.schema().pk_kind;
+                let kind = live.pk_kind;
                 let kind = if kind == PkKind::AutoInt {
                     PkKind::Int
                 } else {
