@@ -135,6 +135,28 @@ pub enum Error {
     /// An index failure not covered above.
     #[error("index: {0}")]
     Index(String),
+    /// A remote backend (a Milvus server) refused the call: its status code and message.
+    /// `code` is Milvus's error code (or the gRPC status code when the refusal came from
+    /// the transport layer).
+    #[error("server error (code {code}): {message}")]
+    Remote {
+        /// The server's error code.
+        code: i32,
+        /// The server's message, verbatim.
+        message: String,
+    },
+    /// A remote backend could not be reached, or did not answer within the timeout.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// A store URI this build cannot open (for example an `http://` URI given to the
+    /// embedded store, which lives in the `quiverdb-milvus` crate).
+    #[error("unsupported URI {uri:?}: {reason}")]
+    UnsupportedUri {
+        /// The URI.
+        uri: String,
+        /// Why, and what to use instead.
+        reason: String,
+    },
 }
 
 /// `Result` with [`Error`].

@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 mod async_api;
+mod backend;
 mod bridge;
 mod config;
 mod database;
@@ -55,7 +56,8 @@ mod search;
 mod store;
 mod write;
 
-pub use config::{IndexOptions, StoreBuilder, StoreConfig};
+pub use backend::Store;
+pub use config::{IndexOptions, Location, StoreBuilder, StoreConfig};
 pub use database::Database;
 pub use document::Document;
 pub use embeddings::{BoxFuture, EmbeddingResult, Embeddings, HashingEmbeddings};

@@ -101,8 +101,8 @@ impl StoreBuilder {
     pub fn open(self) -> Result<VectorStore> {
         let config = self.config;
         validate_index_options(&config.index, 1, config.metric)?;
-        let db = match &config.path {
-            Some(p) => Database::open(p)?,
+        let db = match config.embedded_path()? {
+            Some(p) => Database::open(&p)?,
             None => Database::temporary()?,
         };
         let pool = crate::bridge::CpuPool::from_config(config.pool.as_ref());
