@@ -149,6 +149,39 @@ impl Collection {
             .unwrap_or_else(|_| Err(Error::Sled("the write was not committed".to_owned())))
     }
 
+    /// [`Self::commit`] without blocking: queues the batch and leaves the commit to the
+    /// database's flusher thread (or to a sync writer that takes the lock first).
+    async fn commit_async(
+        &self,
+        plan: impl FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>>
+            + Send
+            + 'static,
+    ) -> Result<Committed> {
+        let (reply, outcome) = oneshot::channel();
+        self.inner.queue.lock().push(Queued {
+            plan: Box::new(plan),
+            reply,
+        });
+        let coll = self.clone();
+        self.inner
+            .db
+            .group
+            .schedule(Box::new(move || coll.commit_pending()));
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(Error::Sled("the write was not committed".to_owned())))
+    }
+
+    /// Commits every queued batch (a commit job of the flusher thread). A later job finds
+    /// the queue already taken and does nothing.
+    fn commit_pending(&self) {
+        let mut st = self.inner.state.lock();
+        let queued = std::mem::take(&mut *self.inner.queue.lock());
+        if !queued.is_empty() {
+            self.commit_queued(&mut st, queued);
+        }
+    }
+
     fn commit_queued(&self, st: &mut CollState, queued: Vec<Queued>) {
         if st.dropped {
             for q in queued {
@@ -245,25 +278,32 @@ impl Collection {
         self.durable(committed)
     }
 
-    /// [`insert`](Self::insert) for async callers: the commit runs inline, the durability
-    /// wait is awaited (shared with every concurrent writer) without blocking the executor.
+    /// [`insert`](Self::insert) for async callers: the batch is committed by the database's
+    /// flusher thread together with every batch queued meanwhile, and the durability wait is
+    /// shared with every concurrent writer; no executor thread blocks.
     ///
-    /// Cancellation: the batch is committed before the first `.await`; dropping the future
-    /// after that only stops waiting for the flush (the batch still becomes durable).
+    /// Cancellation: the batch is queued on the first poll; dropping the future after that
+    /// only stops waiting (the batch is still committed and becomes durable).
     pub async fn insert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, false))?;
+        let committed = self
+            .commit_async(move |db, st, ws| write::plan_put(db, st, ws, rows, false))
+            .await?;
         self.durable_async(committed).await
     }
 
     /// [`upsert`](Self::upsert) for async callers.
     pub async fn upsert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, true))?;
+        let committed = self
+            .commit_async(move |db, st, ws| write::plan_put(db, st, ws, rows, true))
+            .await?;
         self.durable_async(committed).await
     }
 
     /// [`delete`](Self::delete) for async callers.
     pub async fn delete_async(&self, pks: Vec<Pk>) -> Result<WriteReceipt> {
-        let committed = self.commit(move |db, st, ws| write::plan_delete(db, st, ws, &pks))?;
+        let committed = self
+            .commit_async(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
+            .await?;
         self.durable_async(committed).await
     }
 

@@ -391,6 +391,12 @@ impl Database {
     pub fn flush_count(&self) -> u64 {
         self.inner.group.flushes()
     }
+
+    /// How many write transactions have committed since the database was opened (combined
+    /// batches count once; for tests and benchmarks).
+    pub fn commit_count(&self) -> u64 {
+        self.inner.group.committed()
+    }
 }
 
 /// Deletes every record, key and change of a dropped collection, then its `dropped/` marker.

@@ -10,6 +10,14 @@
 //! variable until the running flush settles. Async writers never flush or block: they register
 //! a tokio `oneshot` sender and a dedicated flusher thread (or a sync leader) flushes for them.
 //!
+//! Who commits for async writers: the same thread. An async writer queues its batch on its
+//! collection and [schedules](GroupCommit::schedule) a *commit job*; the flusher runs every
+//! job scheduled so far (each commits its collection's whole queue as one transaction), then
+//! flushes once for all of them. Async writers thus never block an executor thread — sled
+//! holds its commit lock against every flush, so a commit made inline on a tokio worker
+//! would stall that worker for a whole fsync — and the batches queued during one flush are
+//! committed together and made durable by the next.
+//!
 //! # Invariants
 //! `settled <= committed`; at most one flush runs at a time (`flushing`); a ticket
 //! `t <= settled` has its outcome decided: success unless it lies in a recorded failure range;
@@ -28,17 +36,33 @@ use crate::kv::Kv;
 /// Failures remembered for waiters that have not yet looked at their outcome.
 const KEPT_FAILURES: usize = 64;
 
-#[derive(Debug)]
+/// Commits one collection's queued batches (see [`GroupCommit::schedule`]).
+pub(crate) type CommitJob = Box<dyn FnOnce() + Send>;
+
 struct State {
     committed: u64,
     settled: u64,
     /// `(first, last, message)`: tickets in `first..=last` failed to flush.
     failures: VecDeque<(u64, u64, String)>,
     waiters: Vec<(u64, oneshot::Sender<Result<(), String>>)>,
+    /// Commit jobs of async writers, run by the flusher before its next flush.
+    jobs: Vec<CommitJob>,
     flushes: u64,
     /// A flush is running (by the flusher thread or a sync leader).
     flushing: bool,
     shutdown: bool,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("committed", &self.committed)
+            .field("settled", &self.settled)
+            .field("waiters", &self.waiters.len())
+            .field("jobs", &self.jobs.len())
+            .field("flushing", &self.flushing)
+            .finish_non_exhaustive()
+    }
 }
 
 impl State {
@@ -84,6 +108,7 @@ impl GroupCommit {
                 settled: 0,
                 failures: VecDeque::new(),
                 waiters: Vec::new(),
+                jobs: Vec::new(),
                 flushes: 0,
                 flushing: false,
                 shutdown: false,
@@ -148,6 +173,18 @@ impl GroupCommit {
         }
     }
 
+    /// Hands a commit job to the flusher thread, which runs it before its next flush. The
+    /// job must not wait for durability (it runs on the thread that provides it).
+    pub(crate) fn schedule(&self, job: CommitJob) {
+        self.shared.state.lock().jobs.push(job);
+        self.shared.work.notify_one();
+    }
+
+    /// How many tickets (committed transactions) have been taken.
+    pub(crate) fn committed(&self) -> u64 {
+        self.shared.state.lock().committed
+    }
+
     /// How many flushes the flusher has done (for tests and benchmarks).
     pub(crate) fn flushes(&self) -> u64 {
         self.shared.state.lock().flushes
@@ -166,17 +203,40 @@ impl Drop for GroupCommit {
     }
 }
 
-/// The flusher thread: flushes on behalf of async waiters (sync waiters lead their own).
+/// The flusher thread: runs async writers' commit jobs, then flushes on behalf of async
+/// waiters (sync waiters lead their own flushes).
 fn run_flusher(shared: &Shared, kv: &Kv) {
     let mut st = shared.state.lock();
     loop {
-        while !st.shutdown && (st.flushing || st.waiters.is_empty()) {
+        while !st.shutdown && st.jobs.is_empty() && (st.flushing || st.waiters.is_empty()) {
             shared.work.wait(&mut st);
         }
-        if st.shutdown {
-            break;
+        let jobs = std::mem::take(&mut st.jobs);
+        let ran_jobs = !jobs.is_empty();
+        if ran_jobs {
+            parking_lot::MutexGuard::unlocked(&mut st, || run_jobs(jobs));
         }
-        flush_once(shared, kv, &mut st);
+        if st.shutdown {
+            if st.jobs.is_empty() {
+                break;
+            }
+            continue;
+        }
+        // After commit jobs, flush at once: their writers are about to wait for it.
+        let due = !st.waiters.is_empty() || ran_jobs;
+        if due && !st.flushing && st.settled < st.committed {
+            flush_once(shared, kv, &mut st);
+        }
+    }
+}
+
+/// Runs commit jobs; a panicking job drops its batches' reply channels, so their writers get
+/// an error instead of waiting forever, and the other jobs still run.
+fn run_jobs(jobs: Vec<CommitJob>) {
+    for job in jobs {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+            tracing::error!("a commit job panicked; its writers get an error");
+        }
     }
 }
 

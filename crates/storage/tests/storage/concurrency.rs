@@ -81,3 +81,59 @@ async fn async_writes_from_many_tasks() {
     assert!(c.scan().all(|r| r.unwrap().text == "y"));
     assert!(c.check_integrity().unwrap().is_ok());
 }
+
+/// Async writers never commit on the executor: on a single-threaded runtime, 200 tasks each
+/// queue one batch while the flusher thread commits, so their batches are combined into a
+/// few transactions made durable by a few flushes — and every one is acknowledged. (Committing
+/// inline, each task's transaction blocked the runtime thread: 200 transactions.)
+#[test]
+fn concurrent_async_writes_share_transactions_and_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    const TASKS: usize = 200;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    {
+        let db = open(dir.path());
+        let c = db
+            .create_collection("c", cfg(PkKind::AutoInt, Metric::L2))
+            .unwrap();
+        let (flushes_before, commits_before) = (db.flush_count(), db.commit_count());
+        let seqs = rt.block_on(async {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|t| {
+                    let c = c.clone();
+                    tokio::spawn(async move {
+                        c.insert_async(vec![rec(None, &format!("{t}"), vec![t as f32, 1.0])])
+                            .await
+                            .unwrap()
+                            .seq
+                    })
+                })
+                .collect();
+            let mut seqs = Vec::new();
+            for t in tasks {
+                seqs.push(t.await.unwrap());
+            }
+            seqs
+        });
+        let flushes = db.flush_count() - flushes_before;
+        let commits = db.commit_count() - commits_before;
+        assert!(
+            commits < (TASKS / 4) as u64,
+            "{commits} transactions for {TASKS} concurrent async writes"
+        );
+        assert!(
+            flushes < (TASKS / 4) as u64,
+            "{flushes} flushes for {TASKS} concurrent async writes"
+        );
+        // Each batch got its own sequence number, in one of few transactions.
+        let mut distinct = seqs.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), TASKS);
+        assert_eq!(c.last_seq(), TASKS as u64);
+    }
+    let db = open(dir.path());
+    assert_eq!(db.open_collection("c").unwrap().count().unwrap(), TASKS);
+}
