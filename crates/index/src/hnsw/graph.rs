@@ -2,16 +2,21 @@
 //! levels, per-node link locks and tombstones.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 use quiverdb_types::{Metric, RowId};
 
+use crate::hnsw_rs_engine::RowIdHasher;
 use crate::kernels::KernelSet;
 
 /// Highest level a node may get (levels are `0..=MAX_LEVEL`).
 pub(super) const MAX_LEVEL: u8 = 15;
 const NO_ENTRY: u64 = u64::MAX;
+
+/// `RowId -> slot` with the cheap multiplicative hasher (row ids are mostly sequential).
+pub(super) type SlotMap = HashMap<RowId, u32, BuildHasherDefault<RowIdHasher>>;
 
 /// Graph storage, behind the index's `RwLock`: nodes are appended under the write lock;
 /// links, tombstones and the entry point change under the read lock through atomics and
@@ -40,9 +45,12 @@ pub(super) struct Graph {
     pub(super) levels: Vec<u8>,
     pub(super) level0: Vec<AtomicU32>,
     pub(super) upper: Vec<Option<Box<[AtomicU32]>>>,
+    /// Words in all of `upper` (so `memory_bytes`, called by the planner on every
+    /// filtered search, is O(1)).
+    pub(super) upper_words: usize,
     pub(super) link_locks: Vec<Mutex<()>>,
     pub(super) deleted: Vec<AtomicBool>,
-    pub(super) slots: HashMap<RowId, u32>,
+    pub(super) slots: SlotMap,
     pub(super) entry: AtomicU64,
     pub(super) n_deleted: AtomicUsize,
 }
@@ -60,9 +68,10 @@ impl Graph {
             levels: Vec::new(),
             level0: Vec::new(),
             upper: Vec::new(),
+            upper_words: 0,
             link_locks: Vec::new(),
             deleted: Vec::new(),
-            slots: HashMap::new(),
+            slots: SlotMap::default(),
             entry: AtomicU64::new(NO_ENTRY),
             n_deleted: AtomicUsize::new(0),
         }
@@ -109,6 +118,7 @@ impl Graph {
         self.levels.push(level);
         self.level0
             .extend((0..1 + self.m0).map(|_| AtomicU32::new(0)));
+        self.upper_words += usize::from(level) * (1 + self.m);
         self.upper.push((level > 0).then(|| {
             (0..usize::from(level) * (1 + self.m))
                 .map(|_| AtomicU32::new(0))
@@ -204,13 +214,12 @@ impl Graph {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        let upper: usize = self.upper.iter().flatten().map(|u| u.len() * 4).sum();
         self.vectors.capacity() * 4
             + self.ids.capacity() * 8
             + self.levels.capacity()
             + self.level0.capacity() * 4
             + self.upper.capacity() * std::mem::size_of::<Option<Box<[AtomicU32]>>>()
-            + upper
+            + self.upper_words * 4
             + self.link_locks.capacity() * std::mem::size_of::<Mutex<()>>()
             + self.deleted.capacity()
             + self.slots.capacity() * (std::mem::size_of::<(RowId, u32)>() + 1)
@@ -263,6 +272,10 @@ impl Graph {
                     }
                 }
             }
+        }
+        let words: usize = self.upper.iter().flatten().map(|u| u.len()).sum();
+        if words != self.upper_words {
+            return Err("upper link word count is off".into());
         }
         if n_deleted != self.n_deleted.load(Relaxed) {
             return Err("tombstone count is off".into());

@@ -8,10 +8,14 @@
 //!   is shrunk; level-0 degree `2M`, upper `M`.
 //! * Search: greedy descent, then a beam of `max(ef, k)` at level 0 with a pooled,
 //!   generation-stamped visited set and prefetch of the next neighbour's vector.
-//! * Deletes are tombstones: still walked through, never returned. A filter works the same
-//!   way (the walk goes on through rejected nodes, only allowed live ones enter the result).
-//!   Work is bounded: if [`FILTER_BUDGET_PER_EF`]` * ef` nodes are evaluated before `ef`
-//!   admitted ones are found, the search answers by an exact scan of the admitted rows.
+//! * Deletes are tombstones: never returned, but still links of the graph. A filter works
+//!   the same way. With either, the level-0 walk scores admitted (live and allowed) nodes
+//!   only and looks through rejected neighbours to their admitted neighbours (two hops,
+//!   ACORN-1), so the beam of `ef` holds admitted nodes and exits early as an unfiltered
+//!   search does. The search answers by an exact scan of the admitted rows instead when
+//!   fewer than 1 in 50 filter checks pass, when the walk finds fewer than `k` admitted
+//!   nodes, or when [`FILTER_BUDGET_PER_EF`]` * ef` nodes are scored before `ef` admitted
+//!   ones are found.
 //! * Tombstones are freed by [`NativeHnsw::compact`] (a rebuild from the live rows on the
 //!   caller's pool, concurrent with everything but its short catch-up-and-swap step);
 //!   [`NativeHnsw::needs_compaction`] says when it pays.
@@ -50,8 +54,9 @@ pub use compact::COMPACT_TOMBSTONE_FRACTION;
 use graph::{level_for, Graph};
 use search::{Outcome, Scratch};
 
-/// Nodes evaluated per unit of `ef`, while the result list is not yet full, before a
-/// filtered (or tombstone-heavy) search gives up walking and scans exactly.
+/// Nodes scored per unit of `ef`, while the result list is not yet full, before a
+/// filtered (or tombstone-heavy) search gives up walking and scans exactly (a safety net:
+/// the two-hop walk scores admitted nodes only, so it rarely gets near it).
 pub const FILTER_BUDGET_PER_EF: usize = 24;
 /// The budget is never below this many nodes.
 const FILTER_BUDGET_MIN: usize = 1_500;
@@ -319,11 +324,10 @@ impl NativeHnsw {
         dir: &Path,
     ) -> Result<Self, IndexError> {
         config.validate()?;
+        // `decode` checks every invariant of `check_integrity` in its one pass.
         let graph = persist::decode(config, data)
             .map_err(|d| crate::snapshot::snapshot_error(dir, format!("native HNSW data: {d}")))?;
-        graph
-            .check_integrity()
-            .map_err(|d| crate::snapshot::snapshot_error(dir, format!("native HNSW graph: {d}")))?;
+        debug_assert_eq!(graph.check_integrity(), Ok(()));
         Ok(Self::with_graph(config, graph))
     }
 }

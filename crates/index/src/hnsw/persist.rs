@@ -8,9 +8,10 @@
 //! level-0 links: nodes * (1 + 2m) u32 (count, then links; unused words are 0)
 //! upper links, for each node with level > 0 in slot order: level * (1 + m) u32
 //! ```
-//! Decoding checks every length and count; structural checks are left to
-//! `Graph::check_integrity`, which the loader runs next.
+//! Decoding checks every length and count and, in the same pass, the graph's structure
+//! (see [`decode`]).
 
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 use parking_lot::Mutex;
@@ -43,6 +44,10 @@ pub(super) fn encode(g: &Graph) -> Vec<u8> {
     w.buf
 }
 
+/// Decodes and validates in one linear pass: every invariant of `Graph::check_integrity`
+/// holds for the result (lengths, levels, link counts, link targets in bounds, not the node
+/// itself and of a high enough level, tombstone count, entry point a top node, one live
+/// node per row), so the loader needs no second walk over the graph.
 pub(super) fn decode(config: &IndexConfig, data: &[u8]) -> Result<Graph, String> {
     let mut r = Reader::new(data);
     if r.take(8, "magic")? != MAGIC {
@@ -64,13 +69,17 @@ pub(super) fn decode(config: &IndexConfig, data: &[u8]) -> Result<Graph, String>
     let mut g = Graph::new(config.dim, config.metric, config.m, kernels::active());
     g.reserve(n);
     let mut n_deleted = 0;
-    for s in 0..n {
-        let id = RowId(r.u64("row id")?);
-        let level = r.u8("level")?;
+    let mut top = None::<u8>;
+    for (s, rec) in r.take(n * 10, "node table")?.chunks_exact(10).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&rec[..8]);
+        let id = RowId(u64::from_le_bytes(b));
+        let level = rec[8];
         if level > MAX_LEVEL {
             return Err(format!("node {s} has level {level}"));
         }
-        let deleted = match r.u8("deleted flag")? {
+        top = top.max(Some(level));
+        let deleted = match rec[9] {
             0 => false,
             1 => true,
             x => return Err(format!("node {s}: deleted flag {x}")),
@@ -81,37 +90,81 @@ pub(super) fn decode(config: &IndexConfig, data: &[u8]) -> Result<Graph, String>
         g.link_locks.push(Mutex::new(()));
         n_deleted += usize::from(deleted);
         // The live node of a row wins; otherwise the newest tombstone.
-        match g.slots.get(&id) {
-            Some(&p) if !g.deleted[p as usize].load(Relaxed) => {
-                if !deleted {
-                    return Err(format!("row {id} is live twice"));
+        match g.slots.entry(id) {
+            Entry::Occupied(mut o) => {
+                let p = *o.get() as usize;
+                if !g.deleted[p].load(Relaxed) {
+                    if !deleted {
+                        return Err(format!("row {id} is live twice"));
+                    }
+                } else {
+                    o.insert(s as u32);
                 }
             }
-            _ => {
-                g.slots.insert(id, s as u32);
+            Entry::Vacant(v) => {
+                v.insert(s as u32);
             }
         }
     }
     g.vectors = r.f32s(n * config.dim, "vectors")?;
-    if let Some(x) = g.vectors.iter().find(|x| !x.is_finite()) {
-        return Err(format!("non-finite vector component {x}"));
+    if !g.vectors.iter().all(|x| x.is_finite()) {
+        return Err("non-finite vector component".into());
     }
-    g.level0 = r
-        .u32s(n * (1 + g.m0), "level-0 links")?
-        .into_iter()
-        .map(AtomicU32::new)
-        .collect();
+    let w0 = 1 + g.m0;
+    let level0 = r.u32s(n * w0, "level-0 links")?;
+    for (s, list) in level0.chunks_exact(w0).enumerate() {
+        check_links(&g, s, 0, list)?;
+    }
+    g.level0 = level0.into_iter().map(AtomicU32::new).collect();
+    let w = 1 + g.m;
     for s in 0..n {
         let level = usize::from(g.levels[s]);
         g.upper.push(if level == 0 {
             None
         } else {
-            let words = r.u32s(level * (1 + g.m), "upper links")?;
+            let words = r.u32s(level * w, "upper links")?;
+            g.upper_words += words.len();
+            for (l, list) in words.chunks_exact(w).enumerate() {
+                check_links(&g, s, l + 1, list)?;
+            }
             Some(words.into_iter().map(AtomicU32::new).collect())
         });
     }
     r.finish()?;
+    match top {
+        None if entry == u64::MAX => {}
+        Some(top) if entry >> 32 == u64::from(top) && (entry as u32 as usize) < n => {
+            if g.levels[entry as u32 as usize] != top {
+                return Err(format!("entry point {entry:#x} is not a top node"));
+            }
+        }
+        _ => return Err(format!("entry point {entry:#x} with top level {top:?}")),
+    }
     g.n_deleted.store(n_deleted, Relaxed);
     g.entry.store(entry, Relaxed);
     Ok(g)
+}
+
+/// One stored list of node `s` at `level` (a count, then the links): the count fits, every
+/// link is another node of at least that level.
+fn check_links(g: &Graph, s: usize, level: usize, list: &[u32]) -> Result<(), String> {
+    let (count, links) = list.split_first().ok_or("empty link list")?;
+    let links = links
+        .get(..*count as usize)
+        .ok_or_else(|| format!("node {s} level {level}: {count} links > capacity"))?;
+    for &t in links {
+        match g.levels.get(t as usize) {
+            None => return Err(format!("node {s} level {level}: link to missing node {t}")),
+            Some(_) if t as usize == s => {
+                return Err(format!("node {s} level {level}: links to itself"))
+            }
+            Some(&lt) if usize::from(lt) < level => {
+                return Err(format!(
+                    "node {s} level {level}: link to {t} of lower level"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }

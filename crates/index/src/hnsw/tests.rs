@@ -264,3 +264,187 @@ fn compaction_threshold_and_result() {
     h.insert(RowId(3), &[1.0, 2.0, 3.0]).unwrap();
     h.check_integrity().unwrap();
 }
+
+/// `n` pseudo-random vectors of `dim` components (a fixed LCG: no dependency, same data
+/// every run), clustered around 20 centres so the graph has structure.
+fn random_set(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005) | 1;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    };
+    let centres: Vec<Vec<f32>> = (0..20)
+        .map(|_| (0..dim).map(|_| 4.0 * next()).collect())
+        .collect();
+    (0..n)
+        .map(|i| centres[i % 20].iter().map(|c| c + next()).collect())
+        .collect()
+}
+
+/// Mean recall@k of `h` against brute force over the rows `keep` admits.
+fn filtered_recall(
+    h: &NativeHnsw,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    k: usize,
+    ef: usize,
+    keep: &(dyn Fn(RowId) -> bool + Sync),
+    filter: bool,
+) -> f64 {
+    let mut hits = 0;
+    for q in queries {
+        let mut exact: Vec<(f32, u64)> = data
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(RowId(*i as u64)))
+            .map(|(i, v)| (crate::kernels::l2_squared(q, v), i as u64))
+            .collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let truth: Vec<u64> = exact.iter().take(k).map(|e| e.1).collect();
+        let got = h.search(q, p(k, ef), filter.then_some(keep)).unwrap();
+        assert!(got.iter().all(|n| keep(n.id)), "a hit the filter rejects");
+        hits += got.iter().filter(|n| truth.contains(&n.id.0)).count();
+    }
+    hits as f64 / (k * queries.len()) as f64
+}
+
+#[test]
+fn filtered_walk_finishes_in_the_graph_at_10_and_50_percent() {
+    let mut c = cfg(Metric::L2, 16);
+    c.m = 16;
+    c.ef_construction = 100;
+    let h = NativeHnsw::new(&c).unwrap();
+    let data = random_set(6_000, 16, 1);
+    for (i, v) in data.iter().enumerate() {
+        h.insert(RowId(i as u64), v).unwrap();
+    }
+    let queries = random_set(60, 16, 2);
+    // A hashed 10 % (the ids of a filter have no relation to the graph's layout).
+    let ten = |id: RowId| id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60 < 2;
+    let r10 = filtered_recall(&h, &data, &queries, 10, 64, &ten, true);
+    let half = |id: RowId| id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 63 == 0;
+    let r50 = filtered_recall(&h, &data, &queries, 10, 64, &half, true);
+    assert_eq!(h.exact_fallbacks(), 0, "the walk gave up and scanned");
+    assert!(r10 >= 0.95, "recall at ~12%: {r10}");
+    assert!(r50 >= 0.95, "recall at 50%: {r50}");
+}
+
+#[test]
+fn recall_holds_after_deleting_30_percent() {
+    let mut c = cfg(Metric::L2, 16);
+    c.m = 16;
+    c.ef_construction = 100;
+    let h = NativeHnsw::new(&c).unwrap();
+    let data = random_set(6_000, 16, 3);
+    for (i, v) in data.iter().enumerate() {
+        h.insert(RowId(i as u64), v).unwrap();
+    }
+    let dead = |id: RowId| id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 10 < 3;
+    for i in 0..data.len() as u64 {
+        if dead(RowId(i)) {
+            h.remove(RowId(i));
+        }
+    }
+    let queries = random_set(60, 16, 4);
+    let alive = |id: RowId| !dead(id);
+    let r = filtered_recall(&h, &data, &queries, 10, 64, &alive, false);
+    assert_eq!(h.exact_fallbacks(), 0);
+    assert!(r >= 0.95, "recall after 30% deletes: {r}");
+}
+
+mod snapshot_checks {
+    use super::*;
+
+    fn saved(h: &NativeHnsw) -> Vec<u8> {
+        persist::encode(&h.graph.read())
+    }
+
+    fn load_bytes(h: &NativeHnsw, data: &[u8]) -> Result<(NativeHnsw, u64), IndexError> {
+        let dir = tempfile::tempdir().unwrap();
+        crate::snapshot::write_with_manifest(dir.path(), "native-hnsw", h.config(), 9, data)?;
+        NativeHnsw::load(dir.path())
+    }
+
+    /// Byte offset of word `w` of the level-0 list of `slot`.
+    fn level0_word(h: &NativeHnsw, slot: usize, w: usize) -> usize {
+        let g = h.graph.read();
+        let n = g.len();
+        40 + n * 10 + n * g.dim * 4 + (slot * (1 + g.m0) + w) * 4
+    }
+
+    fn put(data: &mut [u8], at: usize, v: u32) {
+        data[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// A data file whose checksum is right (the manifest is written for the corrupted
+    /// bytes) but whose graph is not is refused with a typed error, never a panic.
+    #[test]
+    fn structurally_bad_graph_with_a_good_checksum_is_refused() {
+        let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+        for (id, v) in grid(400) {
+            h.insert(id, &v).unwrap();
+        }
+        h.remove(RowId(7));
+        let good = saved(&h);
+        let (back, seq) = load_bytes(&h, &good).unwrap();
+        assert_eq!(seq, 9);
+        back.check_integrity().unwrap();
+        assert_eq!(
+            back.search(&[3.0, 2.0, 1.0], p(5, 32), None).unwrap(),
+            h.search(&[3.0, 2.0, 1.0], p(5, 32), None).unwrap()
+        );
+
+        let (n, m0, m) = {
+            let g = h.graph.read();
+            (g.len(), g.m0, g.m)
+        };
+        let upper_node = (0..n).find(|&s| h.graph.read().levels[s] > 0).unwrap();
+        let low_node = (0..n).find(|&s| h.graph.read().levels[s] == 0).unwrap() as u32;
+        let upper_start = level0_word(&h, n, 0)
+            + 4 * (0..upper_node)
+                .map(|s| usize::from(h.graph.read().levels[s]) * (1 + m))
+                .sum::<usize>();
+        type Corrupt<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+        let cases: Vec<(&str, Corrupt<'_>)> = vec![
+            (
+                "link to missing node",
+                Box::new(|d| put(d, level0_word(&h, 5, 1), n as u32 + 3)),
+            ),
+            (
+                "link to missing node",
+                Box::new(|d| put(d, level0_word(&h, 5, 1), u32::MAX)),
+            ),
+            ("itself", Box::new(|d| put(d, level0_word(&h, 5, 1), 5))),
+            (
+                "capacity",
+                Box::new(|d| put(d, level0_word(&h, 5, 0), m0 as u32 + 1)),
+            ),
+            (
+                "lower level",
+                Box::new(|d| {
+                    put(d, upper_start, 1);
+                    put(d, upper_start + 4, low_node);
+                }),
+            ),
+            ("entry point", Box::new(|d| put(d, 32, n as u32 + 1))),
+            ("entry point", Box::new(|d| put(d, 36, 0))),
+            ("deleted flag", Box::new(|d| d[40 + 10 * 3 + 9] = 2)),
+            (
+                "non-finite",
+                Box::new(|d| put(d, 40 + n * 10, f32::NAN.to_bits())),
+            ),
+        ];
+        for (want, corrupt) in cases {
+            let mut bad = good.clone();
+            corrupt(&mut bad);
+            match load_bytes(&h, &bad) {
+                Err(IndexError::Snapshot { detail, .. }) => {
+                    assert!(detail.contains(want), "{want}: got {detail}")
+                }
+                other => panic!("{want}: loaded {:?}", other.map(|_| ())),
+            }
+        }
+    }
+}

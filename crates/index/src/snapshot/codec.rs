@@ -76,9 +76,6 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(s)
     }
-    pub(crate) fn u8(&mut self, what: &str) -> Result<u8, String> {
-        Ok(self.take(1, what)?[0])
-    }
     pub(crate) fn u64(&mut self, what: &str) -> Result<u64, String> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8, what)?);
