@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use quiverdb::types::{Metadata, Value};
-use quiverdb::{IndexOptions, VectorStore};
+use quiverdb::{IndexOptions, QueryOptions, VectorStore};
 
 fn median_ms(mut f: impl FnMut() -> usize, runs: usize) -> (f64, usize) {
     let mut times = Vec::with_capacity(runs);
@@ -82,5 +82,23 @@ fn main() -> Result<(), quiverdb::Error> {
         let (ms, n) = median_ms(|| store.get_pks(&expr).map(|p| p.len()).unwrap_or(0), runs);
         println!("{{\"query\":\"{expr}\",\"median_ms\":{ms:.3},\"matches\":{n}}}");
     }
+    // A 20%-selective equality, as the demo's search_by_metadata (limit 10) and get_pks rows.
+    let category = "category == 'cat_1'";
+    store.get_pks(category)?; // builds the index on category
+    let (ms, n) = median_ms(|| store.get_pks(category).map(|p| p.len()).unwrap_or(0), 11);
+    println!("{{\"query\":\"get_pks {category}\",\"median_ms\":{ms:.3},\"matches\":{n}}}");
+    let limit10 = QueryOptions::default();
+    let (ms, n) = median_ms(
+        || {
+            store
+                .search_by_metadata(category, &limit10)
+                .map(|d| d.len())
+                .unwrap_or(0)
+        },
+        51,
+    );
+    println!(
+        "{{\"query\":\"search_by_metadata {category} limit 10\",\"median_ms\":{ms:.3},\"matches\":{n}}}"
+    );
     Ok(())
 }

@@ -59,7 +59,7 @@ impl RowData {
 
 /// A metadata value as an equality key, with Milvus's numeric equality: `Int(2)` and
 /// `Float(2.0)` are the same key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum ScalarKey {
     Num(u64),
     Str(String),
@@ -84,8 +84,21 @@ impl ScalarKey {
     }
 }
 
-/// Equality index of one top-level metadata key: value → rows holding it.
+/// Equality index of one top-level metadata key: value → rows holding it, in row order.
 type KeyIndex = HashMap<ScalarKey, Vec<RowId>>;
+
+/// Adds `row` to a posting list kept in row order (rows mostly arrive in increasing order).
+fn insert_sorted(rows: &mut Vec<RowId>, row: RowId) {
+    match rows.last() {
+        Some(last) if *last > row => {
+            if let Err(at) = rows.binary_search(&row) {
+                rows.insert(at, row);
+            }
+        }
+        Some(last) if *last == row => {}
+        _ => rows.push(row),
+    }
+}
 
 /// Live rows by row id and by primary key, plus equality indexes on the metadata keys that
 /// filters have asked about (built on first use, then kept up to date).
@@ -119,7 +132,7 @@ impl Rows {
         }
         for (key, index) in self.scalar.get_mut().iter_mut() {
             if let Some(k) = data.metadata.get(key).and_then(ScalarKey::of) {
-                index.entry(k).or_default().push(row);
+                insert_sorted(index.entry(k).or_default(), row);
             }
         }
         self.by_row.insert(row, data);
@@ -130,7 +143,9 @@ impl Rows {
         for (key, index) in self.scalar.get_mut().iter_mut() {
             if let Some(k) = data.metadata.get(key).and_then(ScalarKey::of) {
                 if let Some(rows) = index.get_mut(&k) {
-                    rows.retain(|r| *r != row);
+                    if let Ok(at) = rows.binary_search(&row) {
+                        rows.remove(at);
+                    }
                     if rows.is_empty() {
                         index.remove(&k);
                     }
@@ -174,10 +189,14 @@ impl Rows {
                     .filter_map(|pk| self.by_pk.get(pk).copied())
                     .collect(),
             )
+        } else if let Some(hint) = filter.index_hint() {
+            let rows = self.lookup(&hint.key, &hint.values);
+            if hint.exact {
+                return rows; // the index answers the whole filter
+            }
+            Some(rows)
         } else {
-            filter
-                .index_hint()
-                .map(|hint| self.lookup(&hint.key, &hint.values))
+            None
         };
         if let Some(mut out) = candidates {
             out.sort_unstable();
@@ -192,16 +211,25 @@ impl Rows {
             .collect()
     }
 
-    /// Rows whose `metadata[key]` equals one of `values`, building the key's index on first
-    /// use.
+    /// Rows whose `metadata[key]` equals one of `values`, in row order without repeats,
+    /// building the key's index on first use.
     fn lookup(&self, key: &str, values: &[Value]) -> Vec<RowId> {
-        let keys: Vec<ScalarKey> = values.iter().filter_map(ScalarKey::of).collect();
+        let mut keys: Vec<ScalarKey> = values.iter().filter_map(ScalarKey::of).collect();
+        keys.sort_unstable();
+        keys.dedup();
         let collect = |index: &KeyIndex| -> Vec<RowId> {
-            keys.iter()
-                .filter_map(|k| index.get(k))
-                .flatten()
-                .copied()
-                .collect()
+            let mut lists = keys.iter().filter_map(|k| index.get(k));
+            match (lists.next(), lists.next()) {
+                (None, _) => Vec::new(),
+                (Some(only), None) => only.clone(),
+                (Some(a), Some(b)) => {
+                    // Distinct keys hold disjoint rows: concatenate, then restore row order.
+                    let mut out: Vec<RowId> = a.iter().chain(b).copied().collect();
+                    lists.for_each(|l| out.extend_from_slice(l));
+                    out.sort_unstable();
+                    out
+                }
+            }
         };
         if let Some(index) = self.scalar.read().get(key) {
             return collect(index);
@@ -213,6 +241,9 @@ impl Rows {
                 if let Some(k) = data.metadata.get(key).and_then(ScalarKey::of) {
                     index.entry(k).or_default().push(*row);
                 }
+            }
+            for rows in index.values_mut() {
+                rows.sort_unstable();
             }
             index
         });
@@ -329,6 +360,15 @@ mod tests {
             let mut got = rows.matching(&f);
             got.sort_unstable();
             assert_eq!(got, scan(&rows, &f), "{expr} after updates");
+        }
+        // String equalities are answered by the index alone, in row order, also after a
+        // row arrives out of order.
+        rows.insert(RowId(60), tagged(600, Value::from("s2")));
+        rows.remove(RowId(101));
+        for expr in ["tag in ['s2', 's0', 's2']", "tag == 's1'", "tag == 'none'"] {
+            let f = compile(expr);
+            assert!(f.index_hint().is_some_and(|h| h.exact), "{expr}");
+            assert_eq!(rows.matching(&f), scan(&rows, &f), "{expr} (unsorted)");
         }
     }
 

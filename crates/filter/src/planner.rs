@@ -12,13 +12,18 @@ use crate::schema::FieldType;
 /// Rows that match the filter have `metadata()[key]` equal to one of `values`. Numbers
 /// follow Milvus: for a dynamic (JSON) key an integer also matches the equal float, so
 /// both spellings are listed (`Int(2)` and `Float(2.0)`). Callers still call
-/// [`Filter::matches`](crate::Filter::matches).
+/// [`Filter::matches`](crate::Filter::matches) unless the hint is `exact`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexHint {
     /// The metadata key.
     pub key: String,
     /// The values the key must hold (any of them).
     pub values: Vec<Value>,
+    /// The whole filter is this one test on strings (`key == 's'`, `key in ['a', 'b']`):
+    /// a row matches exactly when `metadata()[key]` is one of `values`, so the caller need
+    /// not call [`Filter::matches`](crate::Filter::matches). Never set for numbers (their
+    /// cross-type equality is subtler) or when other conditions are `and`-ed in.
+    pub exact: bool,
 }
 
 fn pk_of(l: &Lit) -> Option<Pk> {
@@ -84,12 +89,16 @@ fn hint_of(p: &Pred) -> Option<IndexHint> {
     Some(IndexHint {
         key: key.to_string(),
         values,
+        exact: false,
     })
 }
 
 pub(crate) fn index_hint(p: &Pred) -> Option<IndexHint> {
     match p {
         Pred::And(ps) => ps.iter().filter_map(hint_of).min_by_key(|h| h.values.len()),
-        p => hint_of(p),
+        p => hint_of(p).map(|mut h| {
+            h.exact = h.values.iter().all(|v| matches!(v, Value::Str(_)));
+            h
+        }),
     }
 }

@@ -410,16 +410,33 @@ mod planner {
             h("page == 2 and x > 1"),
             Some(IndexHint {
                 key: "page".into(),
-                values: vec![Value::Int(2), Value::Float(2.0)]
+                values: vec![Value::Int(2), Value::Float(2.0)],
+                exact: false,
             })
         );
         assert_eq!(
             h("cat in ['a', 'b']"),
             Some(IndexHint {
                 key: "cat".into(),
-                values: vec![Value::from("a"), Value::from("b")]
+                values: vec![Value::from("a"), Value::from("b")],
+                exact: true,
             })
         );
+        assert!(!h("cat == 'a' and page == 2").unwrap().exact);
+        assert!(!h("page in [1, 2]").unwrap().exact);
+        // Exactness: on strings, the hint alone decides, as the filter does.
+        for (value, expected) in [
+            (Value::from("a"), true),
+            (Value::from("ab"), false),
+            (Value::Int(1), false),
+            (Value::Bool(true), false),
+            (Value::List(vec![Value::from("a")]), false),
+            (Value::Null, false),
+        ] {
+            let d = doc(1, &[("cat", value.clone())]);
+            let f = compile("cat in ['a', 'b']", &s, &p).unwrap();
+            assert_eq!(f.matches(&d), expected, "{value:?}");
+        }
         assert_eq!(h("page == 2 or x > 1"), None);
         assert_eq!(h("nested[\"k\"] == 1"), None);
         // Soundness: a row matching the filter holds one of the hinted values.
