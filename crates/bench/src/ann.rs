@@ -1,6 +1,8 @@
 //! The `ann` command: build one engine, then measure recall@k and single-thread QPS (one
 //! query per call) per `ef`, optionally with filters (through the planner), after deletes,
-//! and the planner's exact/filtered crossover. One JSON line per measurement.
+//! and the planner's exact/filtered crossover. After the deletes the index is measured
+//! beside a fresh build of the survivors (and, for the native engine, again after
+//! `NativeHnsw::repair`), then after compaction. One JSON line per measurement.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::Instant;
 use hnsw_rs::prelude::{Distance, Hnsw};
 use quiverdb_index::hnsw_rs_engine::HnswRsIndex;
 use quiverdb_index::planner::{self, AllowSet, Strategy};
-use quiverdb_index::{kernels, Engine, IndexConfig, RowId, SearchParams, VectorIndex};
+use quiverdb_index::{kernels, Engine, IndexConfig, NativeHnsw, RowId, SearchParams, VectorIndex};
 use quiverdb_types::Metric;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -42,6 +44,7 @@ impl Distance<f32> for DirectDistance {
 
 enum Target {
     HnswRs(HnswRsIndex),
+    Native(Arc<NativeHnsw>),
     Index(Arc<dyn VectorIndex>),
     Direct(Hnsw<'static, f32, DirectDistance>),
 }
@@ -50,6 +53,7 @@ impl Target {
     fn index(&self) -> Option<&dyn VectorIndex> {
         match self {
             Target::HnswRs(idx) => Some(idx),
+            Target::Native(idx) => Some(idx.as_ref()),
             Target::Index(idx) => Some(idx.as_ref()),
             Target::Direct(_) => None,
         }
@@ -121,6 +125,10 @@ fn build(args: &AnnArgs, base: &Matrix, pool: &rayon::ThreadPool) -> Result<Targ
     config.seed = args.seed;
     let target = if engine == Engine::HnswRs {
         Target::HnswRs(HnswRsIndex::new(&config).map_err(|e| e.to_string())?)
+    } else if engine == Engine::Native {
+        Target::Native(Arc::new(
+            NativeHnsw::new(&config).map_err(|e| e.to_string())?,
+        ))
     } else {
         Target::Index(other_engine(&config)?)
     };
@@ -347,9 +355,28 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
         }
         last_gt = Some((frac, dgt));
     }
-    if let (Target::HnswRs(h), Some((frac, dgt))) = (&target, last_gt) {
+    if let Some((frac, dgt)) = &last_gt {
+        let repair = match &target {
+            Target::Native(h) => Some(|| h.repair(&pool)),
+            _ => None,
+        };
+        deleted_vs_fresh(
+            args, &base, &queries, dgt, *frac, &alive, idx, &pool, &line, repair,
+        )?;
+    }
+    if let Some((frac, dgt)) = last_gt {
         let t = Instant::now();
-        h.compact(&pool).map_err(|e| e.to_string())?;
+        match &target {
+            Target::HnswRs(h) => {
+                h.compact(&pool).map_err(|e| e.to_string())?;
+            }
+            _ => {
+                // What the store does in the background once tombstones pass its threshold.
+                if !idx.compact_if_needed(&pool).map_err(|e| e.to_string())? {
+                    return Ok(());
+                }
+            }
+        }
         let compact_s = t.elapsed().as_secs_f64();
         for &ef in &args.efs {
             let (r, qps) = measure(&queries, &dgt, args.k, |q| target.search(q, args.k, ef))?;
@@ -358,6 +385,95 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
                         "compact_s": round(compact_s, 1e3),
                         "recall_at_10": round(r, 1e4), "qps": qps.round()}),
             );
+        }
+    }
+    Ok(())
+}
+
+/// The index after deletes beside a fresh build of the survivors (same config, same pool,
+/// same process): recall and QPS per `ef`, measured alternately `FRESH_ROUNDS` times so
+/// both see the same machine load; the medians and their ratio are reported
+/// (`mode: "deleted_vs_fresh"`). With `repair` (the native engine) the same again after
+/// relinking around the tombstones (`mode: "deleted_repaired_vs_fresh"`, with its time).
+#[allow(clippy::too_many_arguments)]
+fn deleted_vs_fresh(
+    args: &AnnArgs,
+    base: &Matrix,
+    queries: &Matrix,
+    dgt: &[Vec<u32>],
+    frac: f64,
+    alive: &[bool],
+    idx: &dyn VectorIndex,
+    pool: &rayon::ThreadPool,
+    line: &dyn Fn(Value),
+    repair: Option<impl Fn() -> usize>,
+) -> Result<(), String> {
+    const FRESH_ROUNDS: usize = 5;
+    let engine = match args.engine {
+        EngineArg::Native => Engine::Native,
+        EngineArg::Flat => Engine::Flat,
+        _ => Engine::HnswRs,
+    };
+    let mut config = IndexConfig::new(engine, args.metric, base.dim);
+    config.m = args.m;
+    config.ef_construction = args.ef_construction;
+    config.seed = args.seed;
+    let fresh = other_engine(&config)?;
+    let items: Vec<(RowId, &[f32])> = (0..base.rows())
+        .filter(|&i| alive[i])
+        .map(|i| (RowId(i as u64), base.row(i)))
+        .collect();
+    let t = Instant::now();
+    fresh
+        .insert_batch(&items, pool)
+        .map_err(|e| e.to_string())?;
+    let fresh_build_s = t.elapsed().as_secs_f64();
+    let search = |index: &dyn VectorIndex, q: &[f32], ef: usize| -> Result<Vec<u32>, String> {
+        let p = SearchParams { k: args.k, ef };
+        Ok(index
+            .search(q, p, None)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|n| n.id.0 as u32)
+            .collect())
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut extra = json!({});
+    for stage in ["deleted_vs_fresh", "deleted_repaired_vs_fresh"] {
+        if stage == "deleted_repaired_vs_fresh" {
+            let Some(repair) = &repair else { break };
+            let t = Instant::now();
+            let lists = repair();
+            extra = json!({"repair_s": (t.elapsed().as_secs_f64() * 1e3).round() / 1e3,
+                           "repaired_lists": lists});
+        }
+        for &ef in &args.efs {
+            let (mut dq, mut fq) = (Vec::new(), Vec::new());
+            let (mut dr, mut fr) = (0.0, 0.0);
+            for _ in 0..FRESH_ROUNDS {
+                let (r, qps) = measure(queries, dgt, args.k, |q| search(idx, q, ef))?;
+                dq.push(qps);
+                dr = r;
+                let (r, qps) = measure(queries, dgt, args.k, |q| search(fresh.as_ref(), q, ef))?;
+                fq.push(qps);
+                fr = r;
+            }
+            let (d, f) = (median(dq.clone()), median(fq.clone()));
+            let round = |x: f64, p: f64| (x * p).round() / p;
+            let mut v = json!({"mode": stage, "delete_fraction": frac, "ef": ef,
+                    "recall_at_10": round(dr, 1e4), "qps": d.round(),
+                    "fresh_recall_at_10": round(fr, 1e4), "fresh_qps": f.round(),
+                    "qps_ratio": round(d / f, 1e3), "rounds": FRESH_ROUNDS,
+                    "qps_runs": dq.iter().map(|x| x.round()).collect::<Vec<_>>(),
+                    "fresh_qps_runs": fq.iter().map(|x| x.round()).collect::<Vec<_>>(),
+                    "fresh_build_s": round(fresh_build_s, 1e3)});
+            if let (Value::Object(a), Value::Object(b)) = (&mut v, &extra) {
+                a.extend(b.clone());
+            }
+            line(v);
         }
     }
     Ok(())

@@ -5,13 +5,21 @@
 //! builds a fresh graph from the live rows on the caller's pool while searches, inserts and
 //! removes go on against the old one, then catches up with what changed meanwhile and swaps
 //! the new graph in.
+//!
+//! [`NativeHnsw::repair`] is the cheaper step before that: every live node that links to a
+//! tombstone gets its list rebuilt from its live links and the live links of the tombstones
+//! it linked to (after FreshDiskANN's delete consolidation): live links stay, the dead ones'
+//! slots go to candidates that pass the same heuristic as at insertion. Searches then stop walking through the dead nodes; their slots stay until a
+//! compaction.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use quiverdb_types::RowId;
+use rayon::prelude::*;
 
 use super::graph::Graph;
 use super::NativeHnsw;
+use crate::engine::Scored;
 use crate::{IndexError, VectorIndex};
 
 /// Fraction of tombstoned nodes from which [`NativeHnsw::needs_compaction`] says yes.
@@ -82,4 +90,93 @@ impl NativeHnsw {
             return Ok(freed);
         }
     }
+}
+
+/// Nodes handled per read guard by [`NativeHnsw::repair`].
+const REPAIR_CHUNK: usize = 256;
+
+impl NativeHnsw {
+    /// Relinks every live node that links to a tombstone (at any level) around it; returns
+    /// how many lists it rewrote. Runs on `pool`, concurrently with searches, inserts and
+    /// removes (each list is rewritten under its node's link lock; a node removed meanwhile
+    /// may stay linked until the next repair). Tombstones keep their own links, so a dead
+    /// entry point still leads into the graph.
+    pub fn repair(&self, pool: &rayon::ThreadPool) -> usize {
+        let n = self.graph.read().len();
+        let chunks: Vec<u32> = (0..n as u32).step_by(REPAIR_CHUNK).collect();
+        pool.install(|| {
+            chunks
+                .par_iter()
+                .map_init(RepairScratch::default, |s, &start| {
+                    let _gate = self.gate.read();
+                    let g = self.graph.read();
+                    let end = (start as usize + REPAIR_CHUNK).min(g.len()) as u32;
+                    (start..end).map(|p| repair_node(&g, p, s)).sum::<usize>()
+                })
+                .sum()
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct RepairScratch {
+    links: Vec<u32>,
+    hop: Vec<u32>,
+    ids: Vec<u32>,
+    cands: Vec<Scored<u32>>,
+    kept: Vec<u32>,
+}
+
+/// Rebuilds the lists of live node `p` that hold a tombstone; returns how many it rewrote.
+fn repair_node(g: &Graph, p: u32, s: &mut RepairScratch) -> usize {
+    if g.is_deleted(p) {
+        return 0;
+    }
+    let mut rewritten = 0;
+    let pv = g.vector(p);
+    for level in 0..=g.levels[p as usize] {
+        let _lock = g.link_locks[p as usize].lock();
+        g.read_links(p, level, &mut s.links);
+        if !s.links.iter().any(|&x| g.is_deleted(x)) {
+            continue;
+        }
+        // Live links stay (they carry the reverse links other inserts made); the slots of
+        // the dead ones go to the dead nodes' live links, closest first, each kept only if
+        // it passes the insertion heuristic against what is kept already.
+        s.kept.clear();
+        s.ids.clear();
+        for &x in &s.links {
+            if !g.is_deleted(x) {
+                s.kept.push(x);
+                continue;
+            }
+            g.read_links(x, level, &mut s.hop);
+            s.ids.extend(
+                s.hop
+                    .iter()
+                    .filter(|&&y| y != p && !g.is_deleted(y) && !s.links.contains(&y)),
+            );
+        }
+        s.ids.sort_unstable();
+        s.ids.dedup();
+        s.cands.clear();
+        s.cands.extend(s.ids.iter().map(|&c| Scored {
+            dist: g.dist(pv, g.vector(c)),
+            item: c,
+        }));
+        s.cands.sort_unstable();
+        let cap = g.capacity(level);
+        for c in &s.cands {
+            if s.kept.len() >= cap {
+                break;
+            }
+            let cv = g.vector(c.item);
+            if s.kept.iter().all(|&r| g.dist(cv, g.vector(r)) >= c.dist) {
+                s.kept.push(c.item);
+            }
+        }
+        g.write_links(p, level, &s.kept);
+        rewritten += 1;
+    }
+    rewritten
 }

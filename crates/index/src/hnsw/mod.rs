@@ -8,14 +8,14 @@
 //!   is shrunk; level-0 degree `2M`, upper `M`.
 //! * Search: greedy descent, then a beam of `max(ef, k)` at level 0 with a pooled,
 //!   generation-stamped visited set and prefetch of the next neighbour's vector.
-//! * Deletes are tombstones: never returned, but still links of the graph. A filter works
-//!   the same way. With either, the level-0 walk scores admitted (live and allowed) nodes
-//!   only and looks through rejected neighbours to their admitted neighbours (two hops,
-//!   ACORN-1), so the beam of `ef` holds admitted nodes and exits early as an unfiltered
-//!   search does. The search answers by an exact scan of the admitted rows instead when
-//!   fewer than 1 in 50 filter checks pass, when the walk finds fewer than `k` admitted
-//!   nodes, or when [`FILTER_BUDGET_PER_EF`]` * ef` nodes are scored before `ef` admitted
-//!   ones are found.
+//! * Deletes are tombstones: walked through (scored, kept as candidates), never returned;
+//!   [`NativeHnsw::repair`] relinks live nodes around them. With a filter the level-0 walk
+//!   scores admitted (live and allowed) nodes only and looks through rejected neighbours to
+//!   their admitted neighbours (two hops, ACORN-1), so the beam of `ef` holds admitted nodes
+//!   and exits early as an unfiltered search does. A filtered search answers by an exact
+//!   scan of the admitted rows instead when fewer than 1 in 50 of its first filter checks
+//!   pass, when the walk finds fewer than `k` admitted nodes, or when
+//!   [`FILTER_BUDGET_PER_EF`]` * ef` nodes are scored before `ef` admitted ones are found.
 //! * Tombstones are freed by [`NativeHnsw::compact`] (a rebuild from the live rows on the
 //!   caller's pool, concurrent with everything but its short catch-up-and-swap step);
 //!   [`NativeHnsw::needs_compaction`] says when it pays.

@@ -151,7 +151,7 @@ fn expand(g: &Graph, s: &mut Scratch) {
     }
 }
 
-/// Filter checks a walk makes before it judges the filter's selectivity...
+/// Filter checks a walk makes before it judges the filter's selectivity (once)...
 const SPARSE_PROBE: usize = 512;
 /// ... and gives up for the exact scan when fewer than one check in this many passed.
 const SPARSE_RATIO: usize = 50;
@@ -168,9 +168,10 @@ pub(super) enum Outcome {
 
 /// The `k` best admitted nodes (live and accepted by `allow`) for a query.
 ///
-/// Without tombstones or a filter this is the usual beam search. Otherwise the level-0 walk
-/// only ever evaluates admitted nodes (ACORN-1, Patel et al. 2024): a rejected neighbour is
-/// not scored but looked through, its own admitted neighbours joining the expansion (two
+/// Without a filter this is the usual beam search; tombstones are scored and kept as
+/// candidates (stepping stones) but never enter the results. With a filter the level-0
+/// walk only ever scores admitted nodes (ACORN-1, Patel et al. 2024): a rejected neighbour
+/// is not scored but looked through, its own admitted neighbours joining the expansion (two
 /// hops), up to `2M` new nodes per expansion. So the beam of `ef` holds admitted nodes
 /// only, early exit works as unfiltered, and the distance work stays near the unfiltered
 /// search's at moderate selectivity. `budget` bounds the distance evaluations (and 32 times
@@ -214,12 +215,16 @@ pub(super) fn search_query(
     let mut evaluated = 0usize;
     let mut checked = 0usize;
     let mut admitted_seen = 0usize;
+    let mut judged = false;
     while let Some(Reverse(c)) = s.candidates.pop() {
         if c.dist > bound && s.results.len() >= ef {
             break;
         }
         g.read_links(c.item, 0, &mut s.links);
-        if everyone {
+        if allow.is_none() {
+            // Tombstones only: score every neighbour, dead ones too (they stay in the
+            // candidates as stepping stones, never in the results). Measured against the
+            // two-hop walk on 30 % deleted: ~7,400 vs ~5,700 QPS, same recall.
             expand(g, s);
         } else {
             let (c, a) = expand_admitted(g, s, &admitted);
@@ -227,8 +232,13 @@ pub(super) fn search_query(
             admitted_seen += a;
             // Below ~2 % admitted the two-hop neighbourhoods stop connecting the admitted
             // nodes (recall drops under 0.9 at 1 %): the exact scan is both right and cheap.
-            if checked >= SPARSE_PROBE && admitted_seen * SPARSE_RATIO < checked {
-                return Outcome::Exhausted;
+            // Judged once, early: later checks mostly meet rejected nodes again around
+            // admitted ones already visited, so the ratio then understates the selectivity.
+            if !judged && checked >= SPARSE_PROBE {
+                judged = true;
+                if admitted_seen * SPARSE_RATIO < checked {
+                    return Outcome::Exhausted;
+                }
             }
         }
         if s.results.len() < ef {
@@ -246,15 +256,18 @@ pub(super) fn search_query(
             if s.results.len() < ef || d < bound {
                 let e = Scored { dist: d, item: nb };
                 s.candidates.push(Reverse(e));
-                s.results.push(e);
-                if s.results.len() > ef {
-                    s.results.pop();
+                // Only the tombstone walk meets non-admitted nodes here.
+                if allow.is_some() || admitted(nb) {
+                    s.results.push(e);
+                    if s.results.len() > ef {
+                        s.results.pop();
+                    }
+                    bound = s.results.peek().map_or(f32::INFINITY, |r| r.dist);
                 }
-                bound = s.results.peek().map_or(f32::INFINITY, |r| r.dist);
             }
         }
     }
-    if s.results.len() < k && !everyone {
+    if s.results.len() < k && allow.is_some() {
         // The admitted part of the graph reachable in two hops ran out: maybe there are
         // fewer than `k` admitted rows, maybe they are scattered; the exact scan knows.
         return Outcome::Exhausted;

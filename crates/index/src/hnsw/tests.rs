@@ -352,6 +352,28 @@ fn recall_holds_after_deleting_30_percent() {
     let r = filtered_recall(&h, &data, &queries, 10, 64, &alive, false);
     assert_eq!(h.exact_fallbacks(), 0);
     assert!(r >= 0.95, "recall after 30% deletes: {r}");
+
+    // Repair relinks the live nodes around the dead ones: none links to a tombstone after.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    assert!(h.repair(&pool) > 0);
+    h.check_integrity().unwrap();
+    {
+        let g = h.graph.read();
+        let mut links = Vec::new();
+        for s in (0..g.len() as u32).filter(|&s| !g.is_deleted(s)) {
+            for l in 0..=g.levels[s as usize] {
+                g.read_links(s, l, &mut links);
+                assert!(links.iter().all(|&t| !g.is_deleted(t)), "{s} -> dead");
+                assert!(l > 0 || !links.is_empty(), "{s} lost its level-0 links");
+            }
+        }
+    }
+    let r = filtered_recall(&h, &data, &queries, 10, 64, &alive, false);
+    assert!(r >= 0.95, "recall after repair: {r}");
+    assert_eq!(h.repair(&pool), 0, "nothing left to repair");
 }
 
 mod snapshot_checks {
