@@ -75,6 +75,16 @@ impl Target {
     }
 }
 
+/// Rounds of alternate measurements where a ratio is reported (filtered vs unfiltered,
+/// after deletes vs a fresh build); the medians are reported.
+const ROUNDS: usize = 5;
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// Resident set size of this process, from `/proc/self/statm` (0 elsewhere).
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -288,14 +298,26 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
         for &ef in &args.efs {
             let p = SearchParams { k: args.k, ef };
             let strategy = planner::choose(costs, idx.len(), Some(allow.len()), p);
-            let (r, qps) = measure(&queries, &fgt, args.k, |q| {
-                let p = SearchParams { k: args.k, ef };
-                let hits = planner::search(idx, q, p, Some(&allow)).map_err(|e| e.to_string())?;
-                Ok(hits.iter().map(|h| h.id.0 as u32).collect())
-            })?;
+            // Filtered and unfiltered alternately, so the ratio sees one machine load.
+            let (mut fq, mut uq, mut r) = (Vec::new(), Vec::new(), 0.0);
+            for _ in 0..ROUNDS {
+                let (fr, qps) = measure(&queries, &fgt, args.k, |q| {
+                    let p = SearchParams { k: args.k, ef };
+                    let hits =
+                        planner::search(idx, q, p, Some(&allow)).map_err(|e| e.to_string())?;
+                    Ok(hits.iter().map(|h| h.id.0 as u32).collect())
+                })?;
+                r = fr;
+                fq.push(qps);
+                uq.push(measure(&queries, &gt, args.k, |q| target.search(q, args.k, ef))?.1);
+            }
+            let (f, u) = (median(&fq), median(&uq));
             line(
                 json!({"mode": "filtered", "selectivity": sel, "strategy": format!("{strategy:?}"),
-                        "ef": ef, "recall_at_10": round(r, 1e4), "qps": qps.round()}),
+                        "ef": ef, "recall_at_10": round(r, 1e4), "qps": f.round(),
+                        "unfiltered_qps": u.round(), "qps_ratio": round(f / u, 1e3),
+                        "rounds": ROUNDS, "qps_runs": fq.iter().map(|x| x.round()).collect::<Vec<_>>(),
+                        "unfiltered_qps_runs": uq.iter().map(|x| x.round()).collect::<Vec<_>>()}),
             );
         }
     }
@@ -391,7 +413,7 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
 }
 
 /// The index after deletes beside a fresh build of the survivors (same config, same pool,
-/// same process): recall and QPS per `ef`, measured alternately `FRESH_ROUNDS` times so
+/// same process): recall and QPS per `ef`, measured alternately `ROUNDS` times so
 /// both see the same machine load; the medians and their ratio are reported
 /// (`mode: "deleted_vs_fresh"`). With `repair` (the native engine) the same again after
 /// relinking around the tombstones (`mode: "deleted_repaired_vs_fresh"`, with its time).
@@ -408,7 +430,6 @@ fn deleted_vs_fresh(
     line: &dyn Fn(Value),
     repair: Option<impl Fn() -> usize>,
 ) -> Result<(), String> {
-    const FRESH_ROUNDS: usize = 5;
     let engine = match args.engine {
         EngineArg::Native => Engine::Native,
         EngineArg::Flat => Engine::Flat,
@@ -437,10 +458,6 @@ fn deleted_vs_fresh(
             .map(|n| n.id.0 as u32)
             .collect())
     };
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let mut extra = json!({});
     for stage in ["deleted_vs_fresh", "deleted_repaired_vs_fresh"] {
         if stage == "deleted_repaired_vs_fresh" {
@@ -453,7 +470,7 @@ fn deleted_vs_fresh(
         for &ef in &args.efs {
             let (mut dq, mut fq) = (Vec::new(), Vec::new());
             let (mut dr, mut fr) = (0.0, 0.0);
-            for _ in 0..FRESH_ROUNDS {
+            for _ in 0..ROUNDS {
                 let (r, qps) = measure(queries, dgt, args.k, |q| search(idx, q, ef))?;
                 dq.push(qps);
                 dr = r;
@@ -461,12 +478,12 @@ fn deleted_vs_fresh(
                 fq.push(qps);
                 fr = r;
             }
-            let (d, f) = (median(dq.clone()), median(fq.clone()));
+            let (d, f) = (median(&dq), median(&fq));
             let round = |x: f64, p: f64| (x * p).round() / p;
             let mut v = json!({"mode": stage, "delete_fraction": frac, "ef": ef,
                     "recall_at_10": round(dr, 1e4), "qps": d.round(),
                     "fresh_recall_at_10": round(fr, 1e4), "fresh_qps": f.round(),
-                    "qps_ratio": round(d / f, 1e3), "rounds": FRESH_ROUNDS,
+                    "qps_ratio": round(d / f, 1e3), "rounds": ROUNDS,
                     "qps_runs": dq.iter().map(|x| x.round()).collect::<Vec<_>>(),
                     "fresh_qps_runs": fq.iter().map(|x| x.round()).collect::<Vec<_>>(),
                     "fresh_build_s": round(fresh_build_s, 1e3)});
