@@ -120,9 +120,13 @@ impl OwnedRuntime {
 
     /// Runs `fut` to completion on the calling thread, inside this runtime's context (so
     /// the SDK's timers and spawned tasks land on it).
+    ///
+    /// `unconstrained`: when the caller is itself a tokio task, tokio's cooperative budget
+    /// is the caller's (thread-local); once spent, every tokio resource answers "pending,
+    /// wake me at once", and a nested poll loop would spin forever without yielding.
     pub fn block<F: Future>(&self, fut: F) -> F::Output {
         let _guard = self.handle().enter();
-        crate::block::block_on(fut)
+        crate::block::block_on(tokio::task::unconstrained(fut))
     }
 }
 

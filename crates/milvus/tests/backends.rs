@@ -980,18 +980,43 @@ async fn async_twins() {
 }
 
 /// The blocking methods work from inside an async task (they block that thread, like any
-/// blocking call), and dropping the store there does not panic.
-#[tokio::test(flavor = "current_thread")]
-async fn blocking_calls_inside_a_runtime() {
+/// blocking call), however many run back to back there, and dropping the store there does
+/// not panic. Regression: without `unconstrained`, the task's spent cooperative budget
+/// made the nested poll loop spin forever after ~100 calls (found by remote_same_code).
+#[test]
+fn blocking_calls_inside_a_runtime() {
     let Some(uri) = milvus_uri() else {
         skip_note("blocking_calls_inside_a_runtime");
         return;
     };
-    let s = MilvusStore::open_with(builder(&unique_name("inrt"), Metric::L2).uri(uri), exact())
-        .unwrap();
-    seeded(&s, 3);
-    assert_eq!(Store::count(&s).unwrap(), 3);
-    assert_eq!(Store::acount(&s).await.unwrap(), 3);
-    Store::drop(&s).unwrap();
-    drop(s);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(async move {
+            tokio::spawn(async move {
+                let s = MilvusStore::open_with(
+                    builder(&unique_name("inrt"), Metric::L2).uri(uri),
+                    exact(),
+                )
+                .unwrap();
+                seeded(&s, 3);
+                for _ in 0..300 {
+                    assert_eq!(Store::count(&s).unwrap(), 3);
+                }
+                assert_eq!(Store::acount(&s).await.unwrap(), 3);
+                Store::drop(&s).unwrap();
+                drop(s);
+            })
+            .await
+        });
+        let _ = tx.send(r.is_ok());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(ok) => assert!(ok, "the task panicked"),
+        Err(_) => panic!("blocking calls inside a tokio task hung"),
+    }
 }
