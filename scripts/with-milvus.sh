@@ -44,7 +44,12 @@ fi
 
 data="$(mktemp -d "${TMPDIR:-/tmp}/quiverdb-milvus.XXXXXX")"
 pid=""
+child=""
 cleanup() {
+    if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
+        kill -TERM "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do
@@ -99,8 +104,14 @@ fi
 
 export MILVUS_URI="http://127.0.0.1:$port"
 log "Milvus Lite 2.5.1 (pid $pid) at $MILVUS_URI"
+# In the background so that a TERM/INT to this script is handled at once (bash defers
+# traps until a foreground command ends): the trap exits, and cleanup stops CMD and the
+# server.
+"$@" &
+child=$!
 set +e
-"$@"
+wait "$child"
 status=$?
 set -e
+child=""
 exit "$status"
