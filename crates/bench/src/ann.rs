@@ -312,10 +312,15 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
                 uq.push(measure(&queries, &gt, args.k, |q| target.search(q, args.k, ef))?.1);
             }
             let (f, u) = (median(&fq), median(&uq));
+            let fallbacks = match &target {
+                Target::Native(h) => json!(h.exact_fallbacks()),
+                _ => Value::Null,
+            };
             line(
                 json!({"mode": "filtered", "selectivity": sel, "strategy": format!("{strategy:?}"),
                         "ef": ef, "recall_at_10": round(r, 1e4), "qps": f.round(),
                         "unfiltered_qps": u.round(), "qps_ratio": round(f / u, 1e3),
+                        "engine_exact_fallbacks_so_far": fallbacks,
                         "rounds": ROUNDS, "qps_runs": fq.iter().map(|x| x.round()).collect::<Vec<_>>(),
                         "unfiltered_qps_runs": uq.iter().map(|x| x.round()).collect::<Vec<_>>()}),
             );

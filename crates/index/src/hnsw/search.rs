@@ -12,35 +12,30 @@ use crate::kernels;
 use crate::Neighbor;
 
 /// A visited set reset in O(1): a node is visited when its stamp equals the current
-/// generation.
+/// generation, and rejected (by a filter, in this query) when it equals the generation
+/// with the top bit set; one array, so a filtered walk checks both with one load.
 #[derive(Debug, Default)]
 pub(super) struct Visited {
-    /// 16-bit stamps keep the array small (cache); it is cleared once every 65,535 uses.
+    /// 16-bit stamps keep the array small (cache); it is cleared once every 32,767 uses.
     stamps: Vec<u16>,
     generation: u16,
 }
+
+const REJECTED: u16 = 0x8000;
 
 impl Visited {
     pub(super) fn reset(&mut self, n: usize) {
         if self.stamps.len() < n {
             self.stamps.resize(n.next_power_of_two(), 0);
         }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
+        self.generation += 1;
+        if self.generation >= REJECTED {
             self.stamps.fill(0);
             self.generation = 1;
         }
     }
 
-    /// Whether `i` is marked (out of range counts as marked: never walked).
-    #[inline]
-    pub(super) fn contains(&self, i: u32) -> bool {
-        self.stamps
-            .get(i as usize)
-            .is_none_or(|&s| s == self.generation)
-    }
-
-    /// Marks `i`; returns whether it was new.
+    /// Marks `i` visited (a rejected mark is overwritten); returns whether it was not.
     #[inline]
     pub(super) fn insert(&mut self, i: u32) -> bool {
         match self.stamps.get_mut(i as usize) {
@@ -51,11 +46,38 @@ impl Visited {
             _ => false,
         }
     }
+
+    /// The mark of `i`: visited, rejected, or neither (out of range counts as visited).
+    #[inline]
+    fn mark(&self, i: u32) -> Mark {
+        match self.stamps.get(i as usize) {
+            Some(&s) if s == self.generation | REJECTED => Mark::Rejected,
+            Some(&s) if s != self.generation => Mark::New,
+            _ => Mark::Visited,
+        }
+    }
+
+    /// Marks `i` rejected (the caller saw it unmarked).
+    #[inline]
+    fn reject(&mut self, i: u32) {
+        if let Some(s) = self.stamps.get_mut(i as usize) {
+            *s = self.generation | REJECTED;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    New,
+    Visited,
+    Rejected,
 }
 
 /// Per-thread buffers, pooled by the index so a search allocates nothing once warm.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
+    /// Also holds which nodes the filter rejected in this query: each is asked once (the
+    /// neighbourhoods a two-hop walk looks through overlap a lot).
     pub(super) visited: Visited,
     candidates: BinaryHeap<Reverse<Scored<u32>>>,
     results: BinaryHeap<Scored<u32>>,
@@ -291,13 +313,18 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
     s.blocked.clear();
     let mut checked = 0;
     for &nb in &s.links {
-        if !s.visited.contains(nb) {
-            checked += 1;
-            if admitted(nb) {
-                s.visited.insert(nb);
-                s.fresh.push(nb);
-            } else {
-                s.blocked.push(nb);
+        match s.visited.mark(nb) {
+            Mark::Visited => continue,
+            Mark::Rejected => s.blocked.push(nb),
+            Mark::New => {
+                checked += 1;
+                if admitted(nb) {
+                    s.visited.insert(nb);
+                    s.fresh.push(nb);
+                } else {
+                    s.visited.reject(nb);
+                    s.blocked.push(nb);
+                }
             }
         }
     }
@@ -319,16 +346,25 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
             continue;
         }
         g.read_links(b, 0, &mut s.hop);
+        // Keep the nodes not seen yet and load their row ids up front: independent loads
+        // whose misses overlap, instead of one miss per filter call below.
+        let visited = &s.visited;
+        s.hop.retain(|&nb| visited.mark(nb) == Mark::New);
+        let mut touch = 0u64;
         for &nb in &s.hop {
-            if !s.visited.contains(nb) {
-                checked += 1;
-                if admitted(nb) {
-                    s.visited.insert(nb);
-                    s.fresh.push(nb);
-                    if s.fresh.len() >= cap {
-                        break;
-                    }
+            touch ^= g.ids[nb as usize].0;
+        }
+        std::hint::black_box(touch);
+        for &nb in &s.hop {
+            checked += 1;
+            if admitted(nb) {
+                s.visited.insert(nb);
+                s.fresh.push(nb);
+                if s.fresh.len() >= cap {
+                    break;
                 }
+            } else {
+                s.visited.reject(nb);
             }
         }
     }
@@ -363,15 +399,20 @@ pub(super) fn exact_scan(
 
 #[cfg(test)]
 mod tests {
-    use super::Visited;
+    use super::{Mark, Visited};
 
     #[test]
     fn visited_survives_generation_wrap() {
         let mut v = Visited::default();
         for round in 0..70_000u32 {
             v.reset(10);
+            assert_eq!(v.mark(4), Mark::New, "round {round}");
+            v.reject(4);
+            assert_eq!(v.mark(4), Mark::Rejected);
+            assert!(v.insert(4), "visiting overrides a rejection");
             assert!(v.insert(3), "round {round}");
             assert!(!v.insert(3));
+            assert_eq!(v.mark(3), Mark::Visited);
         }
         assert!(!v.insert(100), "out of range is never new");
     }
