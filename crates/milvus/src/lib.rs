@@ -49,7 +49,7 @@
 mod any;
 mod block;
 mod errors;
-pub mod lite_compat;
+mod lite_compat;
 mod mapping;
 mod ops;
 mod options;

@@ -600,7 +600,7 @@ fn keys_that_need_escaping() {
             r#"it's "quoted""#,
             r"back\slash\",
             // Raw control characters (a tab, U+0001). Keys with CR/LF are left out: Milvus
-            // Lite 2.5.1 cannot match them by key (see quiverdb_milvus::lite_compat).
+            // Lite 2.5.1 cannot match them by key (see crates/milvus/src/lite_compat.rs).
             "tab\there \u{1} ctl",
             "x'] or pk != '",
             r#"y"] or pk != ""#,
