@@ -221,8 +221,11 @@ pub(super) fn search_query(
         greedy(g, q, &mut cur, level, s);
     }
     let everyone = allow.is_none() && g.live() == g.len();
+    let no_tombstones = g.live() == g.len();
     let admitted = |slot: u32| -> bool {
-        everyone || (!g.is_deleted(slot) && allow.is_none_or(|f| f(g.ids[slot as usize])))
+        everyone
+            || ((no_tombstones || !g.is_deleted(slot))
+                && allow.is_none_or(|f| f(g.ids[slot as usize])))
     };
     s.visited.reset(g.len());
     s.candidates.clear();
@@ -311,23 +314,29 @@ pub(super) fn search_query(
 fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) -> (usize, usize) {
     s.fresh.clear();
     s.blocked.clear();
-    let mut checked = 0;
-    for &nb in &s.links {
-        match s.visited.mark(nb) {
-            Mark::Visited => continue,
-            Mark::Rejected => s.blocked.push(nb),
-            Mark::New => {
-                checked += 1;
-                if admitted(nb) {
-                    s.visited.insert(nb);
-                    s.fresh.push(nb);
-                } else {
-                    s.visited.reject(nb);
-                    s.blocked.push(nb);
-                }
-            }
+    // One hop: ask the filter about the new neighbours (row ids loaded up front, as below),
+    // then collect the rejected ones in list order (closest first) to look through.
+    s.hop.clear();
+    let visited = &s.visited;
+    s.hop
+        .extend(s.links.iter().filter(|&&nb| visited.mark(nb) == Mark::New));
+    touch_ids(g, &s.hop);
+    let checked_1 = s.hop.len();
+    for &nb in &s.hop {
+        if admitted(nb) {
+            s.visited.insert(nb);
+            s.fresh.push(nb);
+        } else {
+            s.visited.reject(nb);
         }
     }
+    let visited = &s.visited;
+    s.blocked.extend(
+        s.links
+            .iter()
+            .filter(|&&nb| visited.mark(nb) == Mark::Rejected),
+    );
+    let mut checked = checked_1;
     let cap = g.m0;
     // Touch the lists about to be read: independent loads, so their cache misses overlap
     // instead of coming one after the other inside the loop below.
@@ -350,11 +359,7 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
         // whose misses overlap, instead of one miss per filter call below.
         let visited = &s.visited;
         s.hop.retain(|&nb| visited.mark(nb) == Mark::New);
-        let mut touch = 0u64;
-        for &nb in &s.hop {
-            touch ^= g.ids[nb as usize].0;
-        }
-        std::hint::black_box(touch);
+        touch_ids(g, &s.hop);
         for &nb in &s.hop {
             checked += 1;
             if admitted(nb) {
@@ -372,6 +377,17 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
         prefetch_node(g, first);
     }
     (checked, s.fresh.len())
+}
+
+/// Loads the row ids of `slots` (independent loads: their cache misses overlap), so the
+/// filter calls that follow find them in cache.
+#[inline]
+fn touch_ids(g: &Graph, slots: &[u32]) {
+    let mut touch = 0u64;
+    for &nb in slots {
+        touch ^= g.ids[nb as usize].0;
+    }
+    std::hint::black_box(touch);
 }
 
 /// Exact answer over every admitted node (the fallback for very selective filters).
