@@ -20,7 +20,7 @@ use quiverdb_index::planner::AllowSet;
 use quiverdb_index::{
     load_snapshot, new_index, Engine, IndexConfig, Neighbor, SearchParams, VectorIndex,
 };
-use quiverdb_storage::{Collection, Record};
+use quiverdb_storage::{Collection, RowEntry};
 use quiverdb_types::{Metric, PkKind, RowId};
 
 use crate::bridge::CpuPool;
@@ -88,11 +88,17 @@ pub(crate) struct LiveCollection {
     /// Rows inserted or removed since the last snapshot; past a threshold a new snapshot
     /// is written in the background, so a crash never means replaying much.
     changed_since_snapshot: AtomicUsize,
+    /// The sequence number the snapshot on disk was taken at (restored or last written);
+    /// `NO_SNAPSHOT` when there is none. A snapshot at the applied seq is not rewritten.
+    snapshot_seq: AtomicU64,
     snapshot_running: AtomicBool,
     snapshot_every: usize,
     compacting: AtomicBool,
     removed_since_compaction: AtomicUsize,
 }
+
+/// `snapshot_seq` when no snapshot of the current index is on disk.
+const NO_SNAPSHOT: u64 = u64::MAX;
 
 /// Write a background snapshot once this many rows changed (or a tenth of the collection,
 /// whichever is larger).
@@ -135,21 +141,19 @@ impl LiveCollection {
         index_config.ef_construction = params.ef_construction;
         index_config.ef_search = params.ef_search;
 
-        // Read the sequence number before the scan: replaying changes the scan already
-        // saw is harmless (idempotent), missing one would not be.
+        // Read the sequence number before the scans: replaying changes a scan already saw
+        // is harmless (idempotent), missing one would not be. Vectors are read only when
+        // no snapshot can be used (see `restore_or_build_index`).
         let seq_before_scan = coll.last_seq();
         let mut rows = Rows::default();
-        let mut vectors: Vec<(RowId, Vec<f32>)> = Vec::new();
-        for record in coll.scan() {
-            let Record {
+        for entry in coll.scan_rows() {
+            let RowEntry {
                 pk,
                 row,
                 text,
                 metadata,
-                vector,
-            } = record?;
+            } = entry?;
             rows.insert(row, Arc::new(RowData { pk, text, metadata }));
-            vectors.push((row, vector));
         }
 
         let live = LiveCollection {
@@ -170,6 +174,7 @@ impl LiveCollection {
             pool,
             snapshot_dir,
             changed_since_snapshot: AtomicUsize::new(0),
+            snapshot_seq: AtomicU64::new(NO_SNAPSHOT),
             snapshot_running: AtomicBool::new(false),
             snapshot_every: SNAPSHOT_EVERY_ROWS,
             compacting: AtomicBool::new(false),
@@ -177,20 +182,16 @@ impl LiveCollection {
         };
         let index = match schema.dimension {
             None => None,
-            Some(dim) => Some(live.restore_or_build_index(dim, &vectors)?),
+            Some(dim) => Some(live.restore_or_build_index(dim)?),
         };
         *live.index.write() = index;
         live.catch_up_wait()?;
         Ok(live)
     }
 
-    fn restore_or_build_index(
-        &self,
-        dim: usize,
-        vectors: &[(RowId, Vec<f32>)],
-    ) -> Result<Arc<dyn VectorIndex>> {
+    fn restore_or_build_index(&self, dim: usize) -> Result<Arc<dyn VectorIndex>> {
         if let Some(dir) = &self.snapshot_dir {
-            match self.restore_snapshot(dir, dim, vectors) {
+            match self.restore_snapshot(dir, dim) {
                 Ok(Some(index)) => return Ok(index),
                 Ok(None) => {}
                 Err(reason) => tracing::warn!(
@@ -203,6 +204,10 @@ impl LiveCollection {
         let mut config = self.index_config.clone();
         config.dim = dim;
         let index = new_index(&config)?;
+        let vectors = self
+            .coll
+            .scan_vectors()
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let items: Vec<(RowId, &[f32])> = vectors.iter().map(|(r, v)| (*r, v.as_slice())).collect();
         index.insert_batch(&items, &self.pool)?;
         Ok(index)
@@ -215,7 +220,6 @@ impl LiveCollection {
         &self,
         dir: &std::path::Path,
         dim: usize,
-        vectors: &[(RowId, Vec<f32>)],
     ) -> std::result::Result<Option<Arc<dyn VectorIndex>>, String> {
         let Some((index, seq)) = load_snapshot(dir).map_err(|e| e.to_string())? else {
             return Ok(None);
@@ -235,17 +239,18 @@ impl LiveCollection {
             ));
         }
         let changes = self.coll.changes_since(seq).map_err(|e| e.to_string())?;
-        let by_row: std::collections::HashMap<RowId, &[f32]> =
-            vectors.iter().map(|(r, v)| (*r, v.as_slice())).collect();
         for change in changes.iter().filter(|c| c.seq <= last) {
             for (_, row) in &change.removed {
                 index.remove(*row);
             }
             for (_, row) in &change.inserted {
-                if let Some(v) = by_row.get(row) {
-                    if !index.contains(*row) {
-                        index.insert(*row, v).map_err(|e| e.to_string())?;
-                    }
+                if index.contains(*row) {
+                    continue;
+                }
+                // A row removed by a later change is gone from storage: skipping it is
+                // what replaying that removal would do.
+                if let Some(r) = self.coll.get_row(*row).map_err(|e| e.to_string())? {
+                    index.insert(*row, &r.vector).map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -257,6 +262,7 @@ impl LiveCollection {
                 rows.len()
             ));
         }
+        self.snapshot_seq.store(seq, Ordering::SeqCst);
         Ok(Some(index))
     }
 
@@ -285,7 +291,11 @@ impl LiveCollection {
 
     fn save_snapshot_locked(&self, dir: &std::path::Path, index: &dyn VectorIndex) -> Result<()> {
         let seq = self.applied_seq.load(Ordering::SeqCst);
+        if self.snapshot_seq.load(Ordering::SeqCst) == seq {
+            return Ok(()); // the snapshot on disk already holds every applied change
+        }
         index.save_snapshot(dir, seq)?;
+        self.snapshot_seq.store(seq, Ordering::SeqCst);
         self.changed_since_snapshot.store(0, Ordering::SeqCst);
         Ok(())
     }
@@ -779,6 +789,35 @@ mod tests {
         // A reload restores from it and catches up the rest.
         let again = LiveCollection::load(coll, pool, Some(snap)).unwrap();
         assert_eq!(again.index().unwrap().len(), 12);
+    }
+
+    #[test]
+    fn an_unchanged_index_is_not_snapshotted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
+        let coll = db
+            .create_collection("c", quiverdb_storage::CollectionConfig::default())
+            .unwrap();
+        let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap());
+        let snap = dir.path().join("snap");
+        let manifest = snap.join("MANIFEST");
+        let live = LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap();
+        live.apply(commit_one(&coll, "a", vec![1.0, 0.0])).unwrap();
+        live.save_snapshot().unwrap();
+        assert!(manifest.exists());
+        // Nothing changed since: no rewrite (the removed manifest stays removed).
+        std::fs::remove_file(&manifest).unwrap();
+        live.save_snapshot().unwrap();
+        assert!(!manifest.exists(), "an up-to-date snapshot was rewritten");
+        live.apply(commit_one(&coll, "b", vec![0.0, 1.0])).unwrap();
+        live.save_snapshot().unwrap();
+        assert!(manifest.exists(), "a change must be snapshotted");
+        // Restored from that snapshot, the index is current: closing writes nothing.
+        let again = LiveCollection::load(coll, pool, Some(snap)).unwrap();
+        assert_eq!(again.index().unwrap().len(), 2);
+        std::fs::remove_file(&manifest).unwrap();
+        again.save_snapshot().unwrap();
+        assert!(!manifest.exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

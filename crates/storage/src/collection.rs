@@ -12,7 +12,7 @@ use crate::database::DbInner;
 use crate::error::{Error, Result};
 use crate::integrity::{self, IntegrityReport};
 use crate::kv::{TreeId, WriteSet};
-use crate::record::{Change, NewRecord, Record, StoredChange, WriteReceipt};
+use crate::record::{Change, NewRecord, Record, RowEntry, StoredChange, WriteReceipt};
 use crate::schema::{CollectionState, Schema};
 use crate::write::{self, Plan};
 
@@ -396,6 +396,46 @@ impl Collection {
                 self.assemble(row, &v)
             })();
             record.transpose()
+        }))
+    }
+
+    /// Every stored record without its vector, in row-id order: one pass over the rows
+    /// tree, no vector reads (for a loader whose vectors come from an index snapshot). Not a
+    /// snapshot, like [`Self::scan`].
+    pub fn scan_rows(&self) -> impl Iterator<Item = Result<RowEntry>> + '_ {
+        self.scan_tree(TreeId::Rows, |db, row, v| {
+            let stored = db.decoded(codec::decode_row(v))?;
+            Ok(RowEntry {
+                pk: stored.pk,
+                row,
+                text: stored.text,
+                metadata: stored.metadata,
+            })
+        })
+    }
+
+    /// Every stored vector with its row id, in row-id order: one pass over the vectors
+    /// tree. Not a snapshot, like [`Self::scan`].
+    pub fn scan_vectors(&self) -> impl Iterator<Item = Result<(RowId, Vec<f32>)>> + '_ {
+        self.scan_tree(TreeId::Vectors, |db, row, v| {
+            Ok((row, db.decoded(codec::decode_vector(v))?))
+        })
+    }
+
+    /// Decodes every entry of this collection in `tree`, in row-id order.
+    fn scan_tree<'a, T: 'a>(
+        &'a self,
+        tree: TreeId,
+        decode: impl Fn(&DbInner, RowId, &[u8]) -> Result<T> + 'a,
+    ) -> impl Iterator<Item = Result<T>> + 'a {
+        let dropped = self.check_live().err().map(Err);
+        let entries = self.inner.db.kv.scan_prefix(tree, &self.inner.id.prefix());
+        let entries = dropped.is_none().then_some(entries).into_iter().flatten();
+        dropped.into_iter().chain(entries.map(move |item| {
+            let (k, v) = item?;
+            let db = &self.inner.db;
+            let row = RowId(db.decoded(codec::decode_id_key(&k))?);
+            decode(db, row, &v)
         }))
     }
 

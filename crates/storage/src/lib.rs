@@ -78,7 +78,7 @@ pub use database::Database;
 pub use error::{Error, Result};
 pub use integrity::IntegrityReport;
 pub use quiverdb_types::{Metadata, Metric, Pk, PkKind, RowId, Value};
-pub use record::{Change, NewRecord, Record, WriteReceipt};
+pub use record::{Change, NewRecord, Record, RowEntry, WriteReceipt};
 pub use schema::{
     validate_name, CollectionConfig, IndexParams, Schema, FORMAT_VERSION, MAX_NAME_LEN,
 };

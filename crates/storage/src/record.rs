@@ -31,6 +31,19 @@ pub struct Record {
     pub vector: Vec<f32>,
 }
 
+/// A stored record without its vector (see [`Collection::scan_rows`](crate::Collection::scan_rows)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowEntry {
+    /// The primary key.
+    pub pk: Pk,
+    /// The internal id of this version.
+    pub row: RowId,
+    /// The document text.
+    pub text: String,
+    /// Schemaless metadata.
+    pub metadata: Metadata,
+}
+
 /// What a committed write did. `seq` is the batch's sequence number; a batch that changed
 /// nothing commits nothing and reports the collection's current `last_seq`.
 #[derive(Clone, Debug, Default, PartialEq)]

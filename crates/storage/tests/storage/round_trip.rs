@@ -140,3 +140,53 @@ fn cosine_vectors_are_stored_normalized() {
         "{v:?}"
     );
 }
+
+/// The one-tree scans a loader uses agree with the full scan, in row order, through
+/// upserts (new row ids) and deletes, in this collection only.
+#[test]
+fn row_and_vector_scans_agree_with_the_full_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let c = db
+        .create_collection("c", cfg(PkKind::Str, Metric::L2))
+        .unwrap();
+    let other = db
+        .create_collection("other", cfg(PkKind::Str, Metric::L2))
+        .unwrap();
+    other
+        .insert(vec![rec(s("x"), "other", vec![9.0, 9.0])])
+        .unwrap();
+    c.insert(
+        (0..20)
+            .map(|i| rec(s(&format!("k{i}")), &format!("t{i}"), vec![i as f32, 1.0]))
+            .collect(),
+    )
+    .unwrap();
+    c.upsert(vec![rec(s("k3"), "new", vec![30.0, 3.0])])
+        .unwrap();
+    c.delete(&[Pk::from("k5"), Pk::from("k7")]).unwrap();
+
+    let full: Vec<_> = c.scan().map(Result::unwrap).collect();
+    let rows: Vec<_> = c.scan_rows().map(Result::unwrap).collect();
+    let vectors: Vec<_> = c.scan_vectors().map(Result::unwrap).collect();
+    assert_eq!(full.len(), 18);
+    assert_eq!(rows.len(), full.len());
+    assert_eq!(vectors.len(), full.len());
+    for ((r, row), (vrow, v)) in full.iter().zip(&rows).zip(&vectors) {
+        assert_eq!(
+            (&r.pk, r.row, &r.text, &r.metadata),
+            (&row.pk, row.row, &row.text, &row.metadata)
+        );
+        assert_eq!((r.row, &r.vector), (*vrow, v));
+    }
+    assert_eq!(
+        rows.last().unwrap().text,
+        "new",
+        "the upserted version moved to the end"
+    );
+    db.drop_collection("c").unwrap();
+    assert!(matches!(
+        c.scan_rows().next(),
+        Some(Err(Error::UnknownCollection { .. }))
+    ));
+}
