@@ -13,7 +13,8 @@ use quiverdb_index::mmr::maximal_marginal_relevance;
 
 use crate::errors::SdkResultExt;
 use crate::lite_compat::{
-    meta_column, pk_column, pk_in_filter, read_hits, substitute_params, text_column, DYNAMIC_FIELD,
+    meta_column, pk_column, pk_in_filter, pk_literal, read_hits, substitute_params, text_column,
+    DYNAMIC_FIELD,
 };
 use crate::mapping::{self, check_ids, lookup_kind};
 use crate::store::Schema;
@@ -21,6 +22,12 @@ use crate::{MilvusIndex, MilvusStore};
 
 /// Keys per `pk in [...]` expression: keeps expressions (and answers) reasonably small.
 const KEYS_PER_CALL: usize = 1_000;
+
+/// Keys per page when listing matches (Milvus answers at most 16,384 rows a query).
+const KEY_PAGE: usize = 10_000;
+
+/// Query parameters of a key-ordered page (what the SDK's own query iterator sends).
+const ITERATOR_PARAMS: &[(&str, &str)] = &[("iterator", "true"), ("reduce_stop_for_best", "false")];
 
 /// Texts, metadatas and ids of an upsert.
 pub(crate) type UpsertInput = (Vec<String>, Vec<Metadata>, Vec<Pk>);
@@ -79,6 +86,16 @@ impl MilvusStore {
         output: Vec<String>,
         limit: Option<usize>,
     ) -> Result<QueryResults> {
+        self.query_with(filter, output, limit, &[]).await
+    }
+
+    async fn query_with(
+        &self,
+        filter: String,
+        output: Vec<String>,
+        limit: Option<usize>,
+        params: &[(&str, &str)],
+    ) -> Result<QueryResults> {
         let mut req = QueryRequest::builder()
             .collection_name(self.name())
             .filter(filter)
@@ -86,6 +103,14 @@ impl MilvusStore {
             .consistency_level(self.read_consistency());
         if let Some(l) = limit {
             req = req.limit(l as i64);
+        }
+        if !params.is_empty() {
+            req = req.extra_params(
+                params
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            );
         }
         let resp = self
             .inner
@@ -340,10 +365,52 @@ impl MilvusStore {
         Ok(pks.len())
     }
 
+    /// Every key matching `filter`, however many: Milvus answers at most 16,384 rows per
+    /// query, so keys are read in pages, each asking for the keys after the previous
+    /// page's largest (`iterator` mode: the server returns them in key order). If the
+    /// pages do not add up to the server's `count(*)` (a server that does not order
+    /// them), the call fails rather than answer short.
     async fn matching_pks(&self, filter: String) -> Result<Vec<Pk>> {
         let pk = &self.inner.config.primary_field;
-        let r = self.query(filter, vec![pk.clone()], None).await?;
-        pk_column(r.get_output_field(pk), pk)
+        let mut out = Vec::new();
+        let mut cursor: Option<Pk> = None;
+        let mut pages = 0usize;
+        loop {
+            let f = match &cursor {
+                None => filter.clone(),
+                Some(c) => format!("{pk} > {} and ({filter})", pk_literal(c)),
+            };
+            let r = self
+                .query_with(f, vec![pk.clone()], Some(KEY_PAGE), ITERATOR_PARAMS)
+                .await?;
+            let page = pk_column(r.get_output_field(pk), pk)?;
+            pages += 1;
+            let full = page.len() >= KEY_PAGE;
+            cursor = page.iter().max().cloned();
+            out.extend(page);
+            if !full {
+                break;
+            }
+        }
+        if pages > 1 {
+            out.sort();
+            out.dedup();
+            let total = self.count_matching(filter).await?;
+            if total != out.len() {
+                return Err(crate::lite_compat::malformed(format!(
+                    "paging by key read {} keys, the server counts {total}",
+                    out.len()
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn count_matching(&self, filter: String) -> Result<usize> {
+        let r = self
+            .query(filter, vec!["count(*)".to_owned()], None)
+            .await?;
+        Ok(r.get_row_count() as usize)
     }
 
     // ---- reads -----------------------------------------------------------------------

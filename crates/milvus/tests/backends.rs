@@ -703,6 +703,69 @@ fn reopen_and_drop() {
     }
 }
 
+/// More matches than one Milvus query answers (16,384): listing, deleting by filter and
+/// the first-by-key metadata query page through them.
+#[test]
+fn many_matches_are_paged() {
+    both("many_matches_are_paged", |open| {
+        let s = open(builder(&unique_name("many"), Metric::L2));
+        let n = 20_000usize;
+        for start in (0..n).step_by(5_000) {
+            let range = start..start + 5_000;
+            // Unpadded string keys: key order is not numeric order.
+            let ids = range.clone().map(|i| Pk::from(format!("k{i}"))).collect();
+            let texts = range.clone().map(|i| format!("t{i}")).collect();
+            let vecs = range
+                .clone()
+                .map(|i| vec![1.0, (i % 97) as f32, (i % 13) as f32, 0.5])
+                .collect();
+            let metas = range
+                .map(|i| {
+                    let mut m = Metadata::new();
+                    m.insert("n".into(), Value::Int(i as i64));
+                    m
+                })
+                .collect();
+            s.add_embeddings(texts, vecs, Some(metas), Some(ids))
+                .unwrap();
+        }
+        let mut t = Transcript::new();
+        t.push(("count".into(), outcome(s.count(), Obs::Count)));
+        t.push((
+            "get_pks all".into(),
+            outcome(s.get_pks("n >= 0"), |p| {
+                let distinct: std::collections::HashSet<_> = p.iter().collect();
+                Obs::Ids(vec![
+                    p.len().to_string(),
+                    distinct.len().to_string(),
+                    p[0].to_id_string(),
+                    p[p.len() - 1].to_id_string(),
+                ])
+            }),
+        ));
+        t.push((
+            "first by key among many".into(),
+            outcome(
+                s.search_by_metadata(
+                    "n >= 50",
+                    &QueryOptions {
+                        limit: 4,
+                        ..QueryOptions::default()
+                    },
+                ),
+                |d| ids(&d),
+            ),
+        ));
+        t.push((
+            "delete many by filter".into(),
+            outcome(s.delete(None, Some("n >= 2000")), Obs::Count),
+        ));
+        t.push(("count after".into(), outcome(s.count(), Obs::Count)));
+        s.drop().unwrap();
+        t
+    });
+}
+
 #[test]
 fn auto_ids() {
     both("auto_ids", |open| {
