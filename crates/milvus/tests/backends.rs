@@ -1083,3 +1083,29 @@ fn blocking_calls_inside_a_runtime() {
         Err(_) => panic!("blocking calls inside a tokio task hung"),
     }
 }
+
+/// A refusal by the server arrives as `Error::Remote` with the server's code and message.
+#[test]
+fn server_errors_keep_their_message() {
+    let Some(uri) = milvus_uri() else {
+        skip_note("server_errors_keep_their_message");
+        return;
+    };
+    let s = open_milvus(
+        &uri,
+        builder(&unique_name("remote_err"), Metric::L2),
+        exact(),
+    );
+    seeded(&s, 3);
+    let err = s
+        .similarity_search("x", &SearchOptions::k(2).filter("n >>> 3"))
+        .unwrap_err();
+    match &err {
+        Error::Remote { code, message } => {
+            assert_ne!(*code, 0, "{err}");
+            assert!(!message.is_empty(), "{err}");
+        }
+        other => panic!("expected Error::Remote, got {other:?}"),
+    }
+    Store::drop(&s).unwrap();
+}
