@@ -54,6 +54,8 @@ pub(crate) const MAX_VARCHAR: u32 = 65_535;
 ///   writer of the same id.
 /// * Auto ids are the server's (large, time-based), not 1, 2, 3, ….
 /// * Approximate search may order near-ties differently; scores are `f32` from the server.
+/// * `k` (and MMR's `fetch_k`) is bounded by Milvus's top-k limit (16,384); larger is a
+///   server error.
 /// * Metadata keys named like the key, text or vector field are not stored (they would
 ///   shadow those fields); non-finite float metadata is stored as `null`.
 #[derive(Clone)]
