@@ -162,7 +162,10 @@ impl Database {
                 other => break other?,
             }
         };
-        let inner = Self::start(kv, Some(canonical.clone()), had_data || expect_database)?;
+        // Only a finished creation (marker past "creating") promises a format record: sled
+        // writes its own files before ours is committed, so a creation killed in between
+        // leaves a non-empty log without one, and is simply finished now.
+        let inner = Self::start(kv, Some(canonical.clone()), expect_database)?;
         if marker.as_deref() != Some(MARKER_READY) {
             write_marker(&canonical, MARKER_READY)?;
         }
@@ -412,4 +415,50 @@ fn purge(inner: &DbInner, cid: CollectionId) -> Result<()> {
     let mut ws = WriteSet::default();
     ws.remove(TreeId::Meta, dropped_key(cid));
     inner.commit_durable(&ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A creation killed after sled wrote its files but before the format record was
+    /// committed (the marker still says "creating") is finished on the next open, not
+    /// reported as corrupted.
+    #[test]
+    fn an_interrupted_creation_is_finished_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        write_marker(dir.path(), MARKER_CREATING).unwrap();
+        {
+            let kv = Kv::open(dir.path()).unwrap();
+            let mut ws = WriteSet::default();
+            ws.put(TreeId::Meta, b"zz-unrelated", b"x");
+            kv.commit(&ws).unwrap();
+            kv.flush().unwrap();
+        }
+        assert!(
+            std::fs::metadata(dir.path().join("db")).unwrap().len() > 0,
+            "the precondition: sled's log is not empty"
+        );
+        let db = Database::open(dir.path()).unwrap();
+        assert!(db.list_collections().unwrap().is_empty());
+        drop(db);
+        assert_eq!(
+            std::fs::read(dir.path().join(MARKER)).unwrap(),
+            MARKER_READY
+        );
+        // A finished database without its format record is still refused.
+        let dir2 = tempfile::tempdir().unwrap();
+        write_marker(dir2.path(), MARKER_READY).unwrap();
+        {
+            let kv = Kv::open(dir2.path()).unwrap();
+            let mut ws = WriteSet::default();
+            ws.put(TreeId::Meta, b"zz-unrelated", b"x");
+            kv.commit(&ws).unwrap();
+            kv.flush().unwrap();
+        }
+        assert!(matches!(
+            Database::open(dir2.path()),
+            Err(Error::Corrupted { .. })
+        ));
+    }
 }
