@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use quiverdb_types::{Metadata, Pk};
 
-use crate::store::split_documents;
+use crate::rules::split_documents;
 use crate::write::PreparedWrite;
 use crate::{
     Document, Error, MmrOptions, QueryOptions, Result, SearchOptions, StoreBuilder, VectorStore,

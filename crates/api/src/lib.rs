@@ -52,6 +52,7 @@ mod info;
 mod live;
 mod options;
 mod rows;
+pub mod rules;
 mod search;
 mod store;
 mod write;

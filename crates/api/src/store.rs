@@ -11,6 +11,7 @@ use quiverdb_types::{Metadata, Metric, Pk, PkKind};
 
 use crate::config::{StoreBuilder, StoreConfig};
 use crate::live::LiveCollection;
+use crate::rules;
 use crate::write::{self, PreparedWrite};
 use crate::{Document, Embeddings, Error, Result};
 
@@ -346,7 +347,7 @@ impl VectorStore {
             let config = CollectionConfig {
                 dimension: None,
                 metric: cfg.metric,
-                pk_kind: write::kind_for_new_collection(cfg.auto_id, ids),
+                pk_kind: rules::kind_for_new_collection(cfg.auto_id, ids),
                 index: index_params(&cfg.index),
                 drop_old: false,
             };
@@ -424,7 +425,7 @@ impl VectorStore {
     /// Adds documents (text and metadata); ids from `ids`, else from every document's
     /// `id` when all have one, else auto ids.
     pub fn add_documents(&self, documents: Vec<Document>, ids: Option<Vec<Pk>>) -> Result<Vec<Pk>> {
-        let (texts, metadatas, doc_ids) = split_documents(documents);
+        let (texts, metadatas, doc_ids) = rules::split_documents(documents);
         let ids = match ids {
             Some(ids) => Some(ids),
             None => self.ids_from_documents(doc_ids)?,
@@ -548,7 +549,7 @@ impl VectorStore {
             } else {
                 kind
             };
-            write::check_ids(kind, &ids, n)?;
+            rules::check_ids(kind, &ids, n)?;
             ids.into_iter().map(Some).collect()
         } else {
             write::insert_ids(kind, n, ids)?
@@ -577,7 +578,7 @@ impl VectorStore {
         if documents.is_empty() {
             return Ok(None);
         }
-        let (texts, metadatas, doc_ids) = split_documents(documents);
+        let (texts, metadatas, doc_ids) = rules::split_documents(documents);
         let ids = match ids {
             Some(ids) => ids,
             None => self
@@ -607,7 +608,7 @@ impl VectorStore {
         }
         doc_ids
             .iter()
-            .map(|id| write::parse_doc_id(kind, id))
+            .map(|id| rules::parse_doc_id(kind, id))
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }
@@ -647,7 +648,7 @@ impl VectorStore {
                 } else {
                     kind
                 };
-                write::check_ids(kind, &ids, ids.len())?;
+                rules::check_ids(kind, &ids, ids.len())?;
                 ids
             }
             (None, Some(filter)) => {
@@ -669,17 +670,3 @@ impl VectorStore {
 
 /// Texts, metadatas and ids of an upsert.
 pub(crate) type UpsertInput = (Vec<String>, Vec<Metadata>, Vec<Pk>);
-
-pub(crate) fn split_documents(
-    documents: Vec<Document>,
-) -> (Vec<String>, Vec<Metadata>, Vec<Option<String>>) {
-    let mut texts = Vec::with_capacity(documents.len());
-    let mut metadatas = Vec::with_capacity(documents.len());
-    let mut ids = Vec::with_capacity(documents.len());
-    for d in documents {
-        texts.push(d.page_content);
-        metadatas.push(d.metadata);
-        ids.push(d.id);
-    }
-    (texts, metadatas, ids)
-}

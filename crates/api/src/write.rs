@@ -9,6 +9,7 @@ use quiverdb_types::{Metadata, Pk, PkKind};
 
 use crate::live::{CommittedBatch, CommittedRow, LiveCollection};
 use crate::rows::RowData;
+use crate::rules::check_ids;
 use crate::{Error, Result};
 
 /// What kind of storage batch a write is.
@@ -211,60 +212,10 @@ pub(crate) fn insert_ids(kind: PkKind, n: usize, ids: Option<Vec<Pk>>) -> Result
     }
 }
 
-/// Checks count and kind of caller ids.
-pub(crate) fn check_ids(kind: PkKind, ids: &[Pk], n: usize) -> Result<()> {
-    if ids.len() != n {
-        return Err(Error::LengthMismatch {
-            what: "ids",
-            expected: n,
-            got: ids.len(),
-        });
-    }
-    if let Some(bad) = ids.iter().find(|id| !kind.accepts(id)) {
-        return Err(Error::WrongIdKind {
-            expected: kind,
-            id: bad.clone(),
-        });
-    }
-    Ok(())
-}
-
-/// Parses a document id (always a string) into a key of the collection's kind.
-pub(crate) fn parse_doc_id(kind: PkKind, id: &str) -> Result<Pk> {
-    match kind {
-        PkKind::Str => Ok(Pk::Str(id.to_owned())),
-        PkKind::Int | PkKind::AutoInt => {
-            id.parse::<i64>()
-                .map(Pk::Int)
-                .map_err(|_| Error::WrongIdKind {
-                    expected: kind,
-                    id: Pk::Str(id.to_owned()),
-                })
-        }
-    }
-}
-
-/// The key kind a new collection gets when the first write carries these ids.
-pub(crate) fn kind_for_new_collection(auto_id: bool, ids: Option<&[Pk]>) -> PkKind {
-    if auto_id {
-        return PkKind::AutoInt;
-    }
-    match ids.and_then(|ids| ids.first()) {
-        Some(Pk::Int(_)) => PkKind::Int,
-        Some(Pk::Str(_)) => PkKind::Str,
-        None => {
-            tracing::warn!(
-                "no ids given for a new collection created with auto_id = false: \
-                 creating it with auto ids, as the LangChain–Milvus store does"
-            );
-            PkKind::AutoInt
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::{kind_for_new_collection, parse_doc_id};
 
     #[test]
     fn id_rules() {

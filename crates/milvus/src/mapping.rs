@@ -1,39 +1,11 @@
 //! Records to Milvus columns and back, and the input checks the embedded store makes
 //! (same rules and the same typed errors, so both backends refuse the same input).
 
+use quiverdb::rules::parse_doc_id;
 use quiverdb::types::{Metadata, Metric, Pk, PkKind, Value};
+// The embedded store's input rules, shared so both backends accept the same input.
+pub(crate) use quiverdb::rules::{check_ids, kind_for_new_collection, split_documents};
 use quiverdb::{Document, Error, Result};
-
-/// The key kind a new collection gets (the embedded store's rule): auto ids when
-/// configured or when the first write carries no ids, else the kind of the first id.
-pub(crate) fn kind_for_new_collection(auto_id: bool, ids: Option<&[Pk]>) -> PkKind {
-    if auto_id {
-        return PkKind::AutoInt;
-    }
-    match ids.and_then(|ids| ids.first()) {
-        Some(Pk::Int(_)) => PkKind::Int,
-        Some(Pk::Str(_)) => PkKind::Str,
-        None => PkKind::AutoInt,
-    }
-}
-
-/// Checks count and kind of caller ids.
-pub(crate) fn check_ids(kind: PkKind, ids: &[Pk], n: usize) -> Result<()> {
-    if ids.len() != n {
-        return Err(Error::LengthMismatch {
-            what: "ids",
-            expected: n,
-            got: ids.len(),
-        });
-    }
-    if let Some(bad) = ids.iter().find(|id| !kind.accepts(id)) {
-        return Err(Error::WrongIdKind {
-            expected: kind,
-            id: bad.clone(),
-        });
-    }
-    Ok(())
-}
 
 /// The ids of an insert: `None` for server-assigned ones.
 pub(crate) fn insert_ids(kind: PkKind, n: usize, ids: Option<Vec<Pk>>) -> Result<Option<Vec<Pk>>> {
@@ -63,21 +35,6 @@ pub(crate) fn lookup_kind(kind: PkKind) -> PkKind {
     }
 }
 
-/// A document id (a string) as a key of the collection's kind.
-pub(crate) fn parse_doc_id(kind: PkKind, id: &str) -> Result<Pk> {
-    match kind {
-        PkKind::Str => Ok(Pk::Str(id.to_owned())),
-        PkKind::Int | PkKind::AutoInt => {
-            id.parse::<i64>()
-                .map(Pk::Int)
-                .map_err(|_| Error::WrongIdKind {
-                    expected: kind,
-                    id: Pk::Str(id.to_owned()),
-                })
-        }
-    }
-}
-
 /// Document ids as keys when every document has one (the embedded store's rule).
 pub(crate) fn ids_from_documents(
     kind: Option<PkKind>,
@@ -100,21 +57,6 @@ pub(crate) fn ids_from_documents(
         .map(|id| parse_doc_id(kind, id))
         .collect::<Result<Vec<_>>>()
         .map(Some)
-}
-
-/// Texts, metadatas and ids of documents.
-pub(crate) fn split_documents(
-    documents: Vec<Document>,
-) -> (Vec<String>, Vec<Metadata>, Vec<Option<String>>) {
-    let mut texts = Vec::with_capacity(documents.len());
-    let mut metas = Vec::with_capacity(documents.len());
-    let mut ids = Vec::with_capacity(documents.len());
-    for d in documents {
-        texts.push(d.page_content);
-        metas.push(d.metadata);
-        ids.push(d.id);
-    }
-    (texts, metas, ids)
 }
 
 /// Vector checks in the embedded store's order and with its errors.

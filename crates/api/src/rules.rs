@@ -1,0 +1,72 @@
+//! The input rules of the store surface, shared by every backend (the embedded store and
+//! `quiverdb-milvus`), so that both accept and refuse the same input with the same errors.
+
+use quiverdb_types::{Metadata, Pk, PkKind};
+
+use crate::{Document, Error, Result};
+
+/// Checks count and kind of caller ids.
+pub fn check_ids(kind: PkKind, ids: &[Pk], n: usize) -> Result<()> {
+    if ids.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "ids",
+            expected: n,
+            got: ids.len(),
+        });
+    }
+    if let Some(bad) = ids.iter().find(|id| !kind.accepts(id)) {
+        return Err(Error::WrongIdKind {
+            expected: kind,
+            id: bad.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Parses a document id (always a string) into a key of the collection's kind.
+pub fn parse_doc_id(kind: PkKind, id: &str) -> Result<Pk> {
+    match kind {
+        PkKind::Str => Ok(Pk::Str(id.to_owned())),
+        PkKind::Int | PkKind::AutoInt => {
+            id.parse::<i64>()
+                .map(Pk::Int)
+                .map_err(|_| Error::WrongIdKind {
+                    expected: kind,
+                    id: Pk::Str(id.to_owned()),
+                })
+        }
+    }
+}
+
+/// The key kind a new collection gets when the first write carries these ids.
+pub fn kind_for_new_collection(auto_id: bool, ids: Option<&[Pk]>) -> PkKind {
+    if auto_id {
+        return PkKind::AutoInt;
+    }
+    match ids.and_then(|ids| ids.first()) {
+        Some(Pk::Int(_)) => PkKind::Int,
+        Some(Pk::Str(_)) => PkKind::Str,
+        None => {
+            tracing::warn!(
+                "no ids given for a new collection created with auto_id = false: \
+                 creating it with auto ids, as the LangChain–Milvus store does"
+            );
+            PkKind::AutoInt
+        }
+    }
+}
+
+/// The texts, metadatas and ids of documents, in order.
+pub fn split_documents(
+    documents: Vec<Document>,
+) -> (Vec<String>, Vec<Metadata>, Vec<Option<String>>) {
+    let mut texts = Vec::with_capacity(documents.len());
+    let mut metadatas = Vec::with_capacity(documents.len());
+    let mut ids = Vec::with_capacity(documents.len());
+    for d in documents {
+        texts.push(d.page_content);
+        metadatas.push(d.metadata);
+        ids.push(d.id);
+    }
+    (texts, metadatas, ids)
+}
