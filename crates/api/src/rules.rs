@@ -3,7 +3,7 @@
 
 use quiverdb_types::{Metadata, Pk, PkKind};
 
-use crate::{Document, Error, Result};
+use crate::{Document, Error, MmrOptions, Result};
 
 /// Checks count and kind of caller ids.
 pub fn check_ids(kind: PkKind, ids: &[Pk], n: usize) -> Result<()> {
@@ -69,4 +69,24 @@ pub fn split_documents(
         ids.push(d.id);
     }
     (texts, metadatas, ids)
+}
+
+/// A search asks for at least one hit.
+pub fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::InvalidArgument("k must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// MMR options: `k >= 1` and `lambda_mult` in `[0, 1]`.
+pub fn check_mmr(opts: &MmrOptions) -> Result<()> {
+    check_k(opts.k)?;
+    if !(0.0..=1.0).contains(&opts.lambda_mult) {
+        return Err(Error::InvalidArgument(format!(
+            "lambda_mult must be in [0, 1], got {}",
+            opts.lambda_mult
+        )));
+    }
+    Ok(())
 }

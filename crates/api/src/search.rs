@@ -6,6 +6,8 @@ use quiverdb_index::mmr::maximal_marginal_relevance;
 use quiverdb_index::score_from_distance;
 use quiverdb_types::Pk;
 
+use crate::rules::{check_k, check_mmr};
+
 use crate::{Document, Error, MmrOptions, QueryOptions, Result, SearchOptions, VectorStore};
 
 impl VectorStore {
@@ -117,13 +119,7 @@ impl VectorStore {
         embedding: &[f32],
         opts: &MmrOptions,
     ) -> Result<Vec<Document>> {
-        check_k(opts.k)?;
-        if !(0.0..=1.0).contains(&opts.lambda_mult) {
-            return Err(Error::InvalidArgument(format!(
-                "lambda_mult must be in [0, 1], got {}",
-                opts.lambda_mult
-            )));
-        }
+        check_mmr(opts)?;
         let filter = self.compile_filter(opts.filter.as_deref(), &opts.params)?;
         let Some(live) = self.live()? else {
             return Ok(Vec::new());
@@ -195,13 +191,6 @@ impl VectorStore {
             .map(|r| r.to_document(pk_field, None))
             .collect())
     }
-}
-
-fn check_k(k: usize) -> Result<()> {
-    if k == 0 {
-        return Err(Error::InvalidArgument("k must be at least 1".into()));
-    }
-    Ok(())
 }
 
 fn strip_scores(hits: Vec<(Document, f32)>) -> Vec<Document> {

@@ -7,6 +7,7 @@ use milvus::v2::prelude::{
     DeleteRequest, FieldData, InsertRequest, QueryRequest, QueryResults, SearchRequest,
     SearchVectors, UpsertRequest,
 };
+use quiverdb::rules::{check_k, check_mmr};
 use quiverdb::types::{Metadata, Pk, PkKind};
 use quiverdb::{Document, Error, MmrOptions, QueryOptions, Result, SearchOptions};
 use quiverdb_index::mmr::maximal_marginal_relevance;
@@ -477,13 +478,7 @@ impl MilvusStore {
         embedding: &[f32],
         opts: &MmrOptions,
     ) -> Result<Vec<Document>> {
-        check_k(opts.k)?;
-        if !(0.0..=1.0).contains(&opts.lambda_mult) {
-            return Err(Error::InvalidArgument(format!(
-                "lambda_mult must be in [0, 1], got {}",
-                opts.lambda_mult
-            )));
-        }
+        check_mmr(opts)?;
         let filter = self.server_filter(opts.filter.as_deref(), &opts.params)?;
         let Some(schema) = self.schema()? else {
             return Ok(Vec::new());
@@ -706,11 +701,4 @@ fn check_lengths(
         }
     }
     Ok(n)
-}
-
-pub(crate) fn check_k(k: usize) -> Result<()> {
-    if k == 0 {
-        return Err(Error::InvalidArgument("k must be at least 1".into()));
-    }
-    Ok(())
 }

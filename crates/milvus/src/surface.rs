@@ -7,8 +7,8 @@ use quiverdb::types::{Metadata, Metric, Pk};
 use quiverdb::{Document, Error, MmrOptions, QueryOptions, Result, SearchOptions, Store};
 
 use crate::mapping::split_documents;
-use crate::ops::check_k;
 use crate::MilvusStore;
+use quiverdb::rules::check_k;
 
 /// Texts, metadatas and ids of an add.
 type AddInput = (Vec<String>, Vec<Metadata>, Option<Vec<Pk>>);
