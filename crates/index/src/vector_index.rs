@@ -146,9 +146,10 @@ pub trait VectorIndex: Send + Sync + Debug {
     }
     /// Counters.
     fn stats(&self) -> IndexStats;
-    /// Rebuilds the graph without its tombstones when they pass the engine's threshold,
-    /// while searches, inserts and removes go on; returns whether it did. Engines without
-    /// tombstones do nothing.
+    /// Upkeep after removals, while searches, inserts and removes go on: rebuilds the graph
+    /// without its tombstones once they pass the engine's threshold (the native engine also
+    /// repairs the links around new tombstones before that); returns whether it did
+    /// anything. Engines without tombstones do nothing.
     fn compact_if_needed(&self, pool: &rayon::ThreadPool) -> Result<bool, IndexError> {
         let _ = pool;
         Ok(false)

@@ -23,13 +23,14 @@ fn compaction_frees_tombstones_past_the_threshold_and_keeps_answers() {
             .map(|(i, v)| (RowId(i as u64), v.as_slice()))
             .collect();
         index.insert_batch(&items, &pool).unwrap();
-        // 10% removed: below every engine's threshold.
-        for i in 0..150 {
+        // 5% removed: below every engine's threshold (the native engine repairs from 10%,
+        // see its unit tests, and compacts from 30% like hnsw_rs).
+        for i in 0..75 {
             index.remove(RowId(i));
         }
         assert!(!index.compact_if_needed(&pool).unwrap(), "{engine:?}");
         // 40% removed: past it (except for the flat engine, which holds no tombstones).
-        for i in 150..600 {
+        for i in 75..600 {
             index.remove(RowId(i));
         }
         let compacted = index.compact_if_needed(&pool).unwrap();

@@ -24,7 +24,10 @@ use crate::{IndexError, VectorIndex};
 
 /// Fraction of tombstoned nodes from which [`NativeHnsw::needs_compaction`] says yes.
 pub const COMPACT_TOMBSTONE_FRACTION: f64 = 0.3;
-/// Below this many nodes compaction is not worth it.
+/// Fraction of nodes that must have been tombstoned since the last repair before
+/// [`NativeHnsw::needs_repair`] says yes.
+pub const REPAIR_TOMBSTONE_FRACTION: f64 = 0.1;
+/// Below this many nodes compaction (or repair) is not worth it.
 const COMPACT_MIN_NODES: usize = 1_000;
 
 impl NativeHnsw {
@@ -34,6 +37,14 @@ impl NativeHnsw {
         let g = self.graph.read();
         g.len() >= COMPACT_MIN_NODES
             && (g.len() - g.live()) as f64 >= COMPACT_TOMBSTONE_FRACTION * g.len() as f64
+    }
+
+    /// Whether at least [`REPAIR_TOMBSTONE_FRACTION`] of a graph of at least 1,000 nodes
+    /// was tombstoned since its last repair (or compaction).
+    pub fn needs_repair(&self) -> bool {
+        let g = self.graph.read();
+        let new = (g.len() - g.live()).saturating_sub(self.repaired_at.load(Relaxed));
+        g.len() >= COMPACT_MIN_NODES && new as f64 >= REPAIR_TOMBSTONE_FRACTION * g.len() as f64
     }
 
     /// Rebuilds the graph from the live rows; returns how many nodes (tombstones) it freed.
@@ -86,6 +97,7 @@ impl NativeHnsw {
             *g = std::mem::replace(&mut *fresh.graph.write(), empty);
             g.shrink_to_fit();
             let freed = old_nodes.saturating_sub(g.len());
+            self.repaired_at.store(g.len() - g.live(), Relaxed);
             tracing::debug!(freed, nodes = g.len(), "native HNSW compacted");
             return Ok(freed);
         }

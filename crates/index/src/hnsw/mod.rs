@@ -50,7 +50,7 @@ use crate::engine::{check_batch, check_vector, prepare_vector};
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
 };
-pub use compact::COMPACT_TOMBSTONE_FRACTION;
+pub use compact::{COMPACT_TOMBSTONE_FRACTION, REPAIR_TOMBSTONE_FRACTION};
 use graph::{level_for, Graph};
 use search::{Outcome, Scratch};
 
@@ -72,6 +72,8 @@ pub struct NativeHnsw {
     pending: AtomicUsize,
     /// Searches answered by the exact fallback (see [`FILTER_BUDGET_PER_EF`]).
     exact_fallbacks: AtomicUsize,
+    /// Tombstones in the graph when it was last repaired (see [`NativeHnsw::needs_repair`]).
+    repaired_at: AtomicUsize,
     scratch: Mutex<Vec<Scratch>>,
 }
 
@@ -93,6 +95,7 @@ impl NativeHnsw {
             gate: RwLock::new(()),
             pending: AtomicUsize::new(0),
             exact_fallbacks: AtomicUsize::new(0),
+            repaired_at: AtomicUsize::new(0),
             scratch: Mutex::new(Vec::new()),
         }
     }
@@ -161,11 +164,23 @@ impl NativeHnsw {
 }
 
 impl VectorIndex for NativeHnsw {
+    /// Compacts past [`COMPACT_TOMBSTONE_FRACTION`] tombstones; below that, repairs once
+    /// every [`REPAIR_TOMBSTONE_FRACTION`] of new ones (a repaired graph searches at about
+    /// 0.9 of a fresh build's speed, an unrepaired one at 0.6–0.7 after 30% deletes).
     fn compact_if_needed(&self, pool: &rayon::ThreadPool) -> Result<bool, IndexError> {
-        if !self.needs_compaction() {
-            return Ok(false);
+        if self.needs_compaction() {
+            return self.compact(pool).map(|_| true);
         }
-        self.compact(pool).map(|_| true)
+        if self.needs_repair() {
+            let tombstones = {
+                let g = self.graph.read();
+                g.len() - g.live()
+            };
+            self.repair(pool);
+            self.repaired_at.store(tombstones, Relaxed);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn dim(&self) -> usize {

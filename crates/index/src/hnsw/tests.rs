@@ -376,6 +376,52 @@ fn recall_holds_after_deleting_30_percent() {
     assert_eq!(h.repair(&pool), 0, "nothing left to repair");
 }
 
+/// `compact_if_needed` (the store's upkeep hook) repairs once every 10% of new tombstones
+/// and compacts from 30%: nothing at 5%, a repair at 12% (no live node links to a tombstone
+/// after it, and nothing more until another 10%), a compaction at 30% (no tombstones left).
+#[test]
+fn upkeep_repairs_every_tenth_and_compacts_past_thirty_percent() {
+    let h = NativeHnsw::new(&cfg(Metric::L2, 16)).unwrap();
+    let data = random_set(2_000, 16, 5);
+    for (i, v) in data.iter().enumerate() {
+        h.insert(RowId(i as u64), v).unwrap();
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let links_to_dead = |h: &NativeHnsw| {
+        let g = h.graph.read();
+        let mut links = Vec::new();
+        (0..g.len() as u32).filter(|&s| !g.is_deleted(s)).any(|s| {
+            (0..=g.levels[s as usize]).any(|l| {
+                g.read_links(s, l, &mut links);
+                links.iter().any(|&t| g.is_deleted(t))
+            })
+        })
+    };
+    let remove = |from: u64, to: u64| {
+        (from..to).for_each(|i| {
+            h.remove(RowId(i));
+        })
+    };
+    remove(0, 100); // 5%
+    assert!(!h.compact_if_needed(&pool).unwrap());
+    remove(100, 240); // 12%
+    assert!(links_to_dead(&h));
+    assert!(h.compact_if_needed(&pool).unwrap(), "repair at 12%");
+    assert!(!links_to_dead(&h));
+    assert_eq!(h.stats().tombstones, 240, "a repair frees no slots");
+    remove(240, 300); // 3% more: not yet
+    assert!(!h.compact_if_needed(&pool).unwrap());
+    remove(300, 620); // 31%
+    assert!(h.compact_if_needed(&pool).unwrap(), "compaction at 31%");
+    assert_eq!(h.stats().tombstones, 0);
+    assert_eq!(h.len(), 2_000 - 620);
+    assert!(!h.compact_if_needed(&pool).unwrap());
+    h.check_integrity().unwrap();
+}
+
 mod snapshot_checks {
     use super::*;
 
