@@ -27,8 +27,11 @@ pub const COMPACT_TOMBSTONE_FRACTION: f64 = 0.3;
 /// Fraction of nodes that must have been tombstoned since the last repair before
 /// [`NativeHnsw::needs_repair`] says yes.
 pub const REPAIR_TOMBSTONE_FRACTION: f64 = 0.1;
-/// Below this many nodes compaction (or repair) is not worth it.
+/// Below this many nodes compaction is not worth it.
 const COMPACT_MIN_NODES: usize = 1_000;
+/// Below this many nodes a repair is not worth it: searches are cheap with or without the
+/// tombstones, and the repair itself costs about as much as a burst of writes.
+const REPAIR_MIN_NODES: usize = 10_000;
 
 impl NativeHnsw {
     /// Whether tombstones make up at least [`COMPACT_TOMBSTONE_FRACTION`] of a graph of at
@@ -39,12 +42,12 @@ impl NativeHnsw {
             && (g.len() - g.live()) as f64 >= COMPACT_TOMBSTONE_FRACTION * g.len() as f64
     }
 
-    /// Whether at least [`REPAIR_TOMBSTONE_FRACTION`] of a graph of at least 1,000 nodes
+    /// Whether at least [`REPAIR_TOMBSTONE_FRACTION`] of a graph of at least 10,000 nodes
     /// was tombstoned since its last repair (or compaction).
     pub fn needs_repair(&self) -> bool {
         let g = self.graph.read();
         let new = (g.len() - g.live()).saturating_sub(self.repaired_at.load(Relaxed));
-        g.len() >= COMPACT_MIN_NODES && new as f64 >= REPAIR_TOMBSTONE_FRACTION * g.len() as f64
+        g.len() >= REPAIR_MIN_NODES && new as f64 >= REPAIR_TOMBSTONE_FRACTION * g.len() as f64
     }
 
     /// Rebuilds the graph from the live rows; returns how many nodes (tombstones) it freed.

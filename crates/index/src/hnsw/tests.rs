@@ -376,13 +376,14 @@ fn recall_holds_after_deleting_30_percent() {
     assert_eq!(h.repair(&pool), 0, "nothing left to repair");
 }
 
-/// `compact_if_needed` (the store's upkeep hook) repairs once every 10% of new tombstones
-/// and compacts from 30%: nothing at 5%, a repair at 12% (no live node links to a tombstone
-/// after it, and nothing more until another 10%), a compaction at 30% (no tombstones left).
+/// `compact_if_needed` (the store's upkeep hook) repairs a graph of 10,000 nodes or more
+/// once every 10% of new tombstones and compacts from 30%: nothing at 5%, a repair at 12%
+/// (no live node links to a tombstone after it, and nothing more until another 10%), a
+/// compaction at 31% (no tombstones left).
 #[test]
 fn upkeep_repairs_every_tenth_and_compacts_past_thirty_percent() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 16)).unwrap();
-    let data = random_set(2_000, 16, 5);
+    let h = NativeHnsw::new(&cfg(Metric::L2, 4)).unwrap();
+    let data = random_set(10_000, 4, 5);
     for (i, v) in data.iter().enumerate() {
         h.insert(RowId(i as u64), v).unwrap();
     }
@@ -405,19 +406,19 @@ fn upkeep_repairs_every_tenth_and_compacts_past_thirty_percent() {
             h.remove(RowId(i));
         })
     };
-    remove(0, 100); // 5%
+    remove(0, 500); // 5%
     assert!(!h.compact_if_needed(&pool).unwrap());
-    remove(100, 240); // 12%
+    remove(500, 1_200); // 12%
     assert!(links_to_dead(&h));
     assert!(h.compact_if_needed(&pool).unwrap(), "repair at 12%");
     assert!(!links_to_dead(&h));
-    assert_eq!(h.stats().tombstones, 240, "a repair frees no slots");
-    remove(240, 300); // 3% more: not yet
+    assert_eq!(h.stats().tombstones, 1_200, "a repair frees no slots");
+    remove(1_200, 1_500); // 3% more: not yet
     assert!(!h.compact_if_needed(&pool).unwrap());
-    remove(300, 620); // 31%
+    remove(1_500, 3_100); // 31%
     assert!(h.compact_if_needed(&pool).unwrap(), "compaction at 31%");
     assert_eq!(h.stats().tombstones, 0);
-    assert_eq!(h.len(), 2_000 - 620);
+    assert_eq!(h.len(), 10_000 - 3_100);
     assert!(!h.compact_if_needed(&pool).unwrap());
     h.check_integrity().unwrap();
 }
