@@ -382,21 +382,9 @@ impl Collection {
     /// moves to the end). Not a snapshot: records written during the scan may or may not be
     /// seen, records removed during it are skipped.
     pub fn scan(&self) -> impl Iterator<Item = Result<Record>> + '_ {
-        let dropped = self.check_live().err().map(Err);
-        let rows = self
-            .inner
-            .db
-            .kv
-            .scan_prefix(TreeId::Rows, &self.inner.id.prefix());
-        let rows = dropped.is_none().then_some(rows).into_iter().flatten();
-        dropped.into_iter().chain(rows.filter_map(move |item| {
-            let record = (|| {
-                let (k, v) = item?;
-                let row = RowId(self.inner.db.decoded(codec::decode_id_key(&k))?);
-                self.assemble(row, &v)
-            })();
-            record.transpose()
-        }))
+        // `assemble` says `None` for a row removed since the rows tree was read: skipped.
+        self.scan_tree(TreeId::Rows, move |_, row, v| self.assemble(row, v))
+            .filter_map(Result::transpose)
     }
 
     /// Every stored record without its vector, in row-id order: one pass over the rows
