@@ -561,11 +561,25 @@ impl LiveCollection {
             .fetch_add(inserted.len() + removed.len(), Ordering::Relaxed);
         self.removed_since_compaction
             .fetch_add(removed.len(), Ordering::Relaxed);
+        // Order matters to concurrent searches, which map index hits to rows and drop hits
+        // without one: a removed row leaves the index before the rows, an inserted row joins
+        // the rows before the index — so every hit a search can get has its row.
         let index = self.ensure_index(inserted.first().map(|r| r.vector.len()))?;
         if let Some(index) = &index {
             for row in removed {
                 index.remove(*row);
             }
+        }
+        {
+            let mut rows = self.rows.write();
+            for row in removed {
+                rows.remove(*row);
+            }
+            for r in &inserted {
+                rows.insert(r.row, r.data.clone());
+            }
+        }
+        if let Some(index) = &index {
             let fresh: Vec<(RowId, &[f32])> = inserted
                 .iter()
                 .filter(|r| !index.contains(r.row))
@@ -576,13 +590,6 @@ impl LiveCollection {
                 1 => index.insert(fresh[0].0, fresh[0].1)?,
                 _ => index.insert_batch(&fresh, &self.pool)?,
             }
-        }
-        let mut rows = self.rows.write();
-        for row in removed {
-            rows.remove(*row);
-        }
-        for r in inserted {
-            rows.insert(r.row, r.data);
         }
         Ok(())
     }
