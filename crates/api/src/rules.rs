@@ -56,6 +56,31 @@ pub fn kind_for_new_collection(auto_id: bool, ids: Option<&[Pk]>) -> PkKind {
     }
 }
 
+/// Document ids as keys of the collection's kind (`None` before it exists) when every
+/// document has one; `None` when some lack one or the collection assigns its own ids.
+pub fn ids_from_documents(
+    kind: Option<PkKind>,
+    auto_id: bool,
+    doc_ids: Vec<Option<String>>,
+) -> Result<Option<Vec<Pk>>> {
+    let Some(doc_ids) = doc_ids.into_iter().collect::<Option<Vec<String>>>() else {
+        return Ok(None);
+    };
+    let kind = match kind {
+        Some(k) => k,
+        None if auto_id => return Ok(None),
+        None => PkKind::Str,
+    };
+    if kind == PkKind::AutoInt {
+        return Ok(None);
+    }
+    doc_ids
+        .iter()
+        .map(|id| parse_doc_id(kind, id))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 /// The texts, metadatas and ids of documents, in order.
 pub fn split_documents(
     documents: Vec<Document>,

@@ -595,22 +595,8 @@ impl VectorStore {
         &self,
         doc_ids: Vec<Option<String>>,
     ) -> Result<Option<Vec<Pk>>> {
-        let Some(doc_ids) = doc_ids.into_iter().collect::<Option<Vec<String>>>() else {
-            return Ok(None);
-        };
-        let kind = match self.live()? {
-            Some(live) => live.pk_kind,
-            None if self.inner.config.auto_id => return Ok(None),
-            None => PkKind::Str,
-        };
-        if kind == PkKind::AutoInt {
-            return Ok(None);
-        }
-        doc_ids
-            .iter()
-            .map(|id| rules::parse_doc_id(kind, id))
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        let kind = self.live()?.map(|live| live.pk_kind);
+        rules::ids_from_documents(kind, self.inner.config.auto_id, doc_ids)
     }
 
     pub(crate) fn prepare_delete(

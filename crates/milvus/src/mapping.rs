@@ -1,10 +1,11 @@
 //! Records to Milvus columns and back, and the input checks the embedded store makes
 //! (same rules and the same typed errors, so both backends refuse the same input).
 
-use quiverdb::rules::parse_doc_id;
 use quiverdb::types::{Metadata, Metric, Pk, PkKind, Value};
 // The embedded store's input rules, shared so both backends accept the same input.
-pub(crate) use quiverdb::rules::{check_ids, kind_for_new_collection, split_documents};
+pub(crate) use quiverdb::rules::{
+    check_ids, ids_from_documents, kind_for_new_collection, split_documents,
+};
 use quiverdb::{Document, Error, Result};
 
 /// The ids of an insert: `None` for server-assigned ones.
@@ -33,30 +34,6 @@ pub(crate) fn lookup_kind(kind: PkKind) -> PkKind {
     } else {
         kind
     }
-}
-
-/// Document ids as keys when every document has one (the embedded store's rule).
-pub(crate) fn ids_from_documents(
-    kind: Option<PkKind>,
-    auto_id: bool,
-    doc_ids: Vec<Option<String>>,
-) -> Result<Option<Vec<Pk>>> {
-    let Some(doc_ids) = doc_ids.into_iter().collect::<Option<Vec<String>>>() else {
-        return Ok(None);
-    };
-    let kind = match kind {
-        Some(k) => k,
-        None if auto_id => return Ok(None),
-        None => PkKind::Str,
-    };
-    if kind == PkKind::AutoInt {
-        return Ok(None);
-    }
-    doc_ids
-        .iter()
-        .map(|id| parse_doc_id(kind, id))
-        .collect::<Result<Vec<_>>>()
-        .map(Some)
 }
 
 /// Vector checks in the embedded store's order and with its errors.
@@ -150,6 +127,7 @@ pub(crate) fn to_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quiverdb::rules::parse_doc_id;
 
     #[test]
     fn vector_checks_match_the_embedded_errors() {
