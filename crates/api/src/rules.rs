@@ -81,6 +81,36 @@ pub fn ids_from_documents(
         .map(Some)
 }
 
+/// The texts, metadatas and keys of an upsert.
+pub type UpsertInput = (Vec<String>, Vec<Metadata>, Vec<Pk>);
+
+/// An upsert's input: the keys are `ids`, or else every document's own id as a key of the
+/// collection's kind (`kind` is asked only then); `None` for no documents.
+///
+/// # Errors
+/// [`Error::MissingIds`] when there are no `ids` and some document has no id (or the
+/// collection assigns its own); [`Error::WrongIdKind`] for a document id of the wrong kind.
+pub fn upsert_input(
+    ids: Option<Vec<Pk>>,
+    documents: Vec<Document>,
+    auto_id: bool,
+    kind: impl FnOnce() -> Result<Option<PkKind>>,
+) -> Result<Option<UpsertInput>> {
+    if documents.is_empty() {
+        return Ok(None);
+    }
+    let (texts, metadatas, doc_ids) = split_documents(documents);
+    let ids = match ids {
+        Some(ids) => ids,
+        None => {
+            ids_from_documents(kind()?, auto_id, doc_ids)?.ok_or_else(|| Error::MissingIds {
+                reason: "upsert needs ids, or an id on every document".into(),
+            })?
+        }
+    };
+    Ok(Some((texts, metadatas, ids)))
+}
+
 /// The texts, metadatas and ids of documents, in order.
 pub fn split_documents(
     documents: Vec<Document>,

@@ -11,7 +11,7 @@ use quiverdb_types::{Metadata, Metric, Pk, PkKind};
 
 use crate::config::{StoreBuilder, StoreConfig};
 use crate::live::LiveCollection;
-use crate::rules;
+use crate::rules::{self, UpsertInput};
 use crate::write::{self, PreparedWrite};
 use crate::{Document, Embeddings, Error, Result};
 
@@ -575,19 +575,9 @@ impl VectorStore {
         ids: Option<Vec<Pk>>,
         documents: Vec<Document>,
     ) -> Result<Option<UpsertInput>> {
-        if documents.is_empty() {
-            return Ok(None);
-        }
-        let (texts, metadatas, doc_ids) = rules::split_documents(documents);
-        let ids = match ids {
-            Some(ids) => ids,
-            None => self
-                .ids_from_documents(doc_ids)?
-                .ok_or_else(|| Error::MissingIds {
-                    reason: "upsert needs ids, or an id on every document".into(),
-                })?,
-        };
-        Ok(Some((texts, metadatas, ids)))
+        rules::upsert_input(ids, documents, self.inner.config.auto_id, || {
+            Ok(self.live()?.map(|live| live.pk_kind))
+        })
     }
 
     /// Document ids as keys of the collection's kind, when every document has one.
@@ -653,6 +643,3 @@ impl VectorStore {
         Ok(Some(PreparedWrite::delete(live, pks)))
     }
 }
-
-/// Texts, metadatas and ids of an upsert.
-pub(crate) type UpsertInput = (Vec<String>, Vec<Metadata>, Vec<Pk>);

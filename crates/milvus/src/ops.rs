@@ -31,7 +31,7 @@ const KEY_PAGE: usize = 10_000;
 const ITERATOR_PARAMS: &[(&str, &str)] = &[("iterator", "true"), ("reduce_stop_for_best", "false")];
 
 /// Texts, metadatas and ids of an upsert.
-pub(crate) type UpsertInput = (Vec<String>, Vec<Metadata>, Vec<Pk>);
+use quiverdb::rules::UpsertInput;
 
 impl MilvusStore {
     fn name(&self) -> &str {
@@ -252,19 +252,9 @@ impl MilvusStore {
         ids: Option<Vec<Pk>>,
         documents: Vec<Document>,
     ) -> Result<Option<UpsertInput>> {
-        if documents.is_empty() {
-            return Ok(None);
-        }
-        let (texts, metas, doc_ids) = mapping::split_documents(documents);
-        let ids = match ids {
-            Some(ids) => ids,
-            None => self
-                .ids_from_documents(doc_ids)?
-                .ok_or_else(|| Error::MissingIds {
-                    reason: "upsert needs ids, or an id on every document".into(),
-                })?,
-        };
-        Ok(Some((texts, metas, ids)))
+        quiverdb::rules::upsert_input(ids, documents, self.inner.config.auto_id, || {
+            Ok(self.schema()?.map(|s| s.pk_kind))
+        })
     }
 
     pub(crate) fn ids_from_documents(
