@@ -202,6 +202,12 @@ fn main() -> Result<(), String> {
         for &sel in &a.filters {
             let cut = (sel * 1_000_000.0) as u64;
             let allow = move |id: RowId| id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 1_000_000 < cut;
+            // The store's path: the allow-set the planner gets from a metadata filter.
+            let allow_set: quiverdb_index::planner::AllowSet = items
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|&id| allow(id))
+                .collect();
             for &ef in &a.efs {
                 let p = SearchParams { k: 10, ef };
                 // Truth first: the flat scans would evict the graph from the caches.
@@ -213,7 +219,7 @@ fn main() -> Result<(), String> {
                 let t = Instant::now();
                 let gots = queries
                     .chunks_exact(dim)
-                    .map(|q| index.search(q, p, Some(&allow)))
+                    .map(|q| index.search_allowed(q, p, &allow_set))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| e.to_string())?;
                 let secs = t.elapsed().as_secs_f64();

@@ -80,13 +80,42 @@ pub const FILTERED_EF_CAP: usize = 2_048;
 
 /// The row ids a search may return (the result of a metadata filter).
 ///
+/// Membership is asked once per node a filtered graph walk meets (about ten times per
+/// scored node at 10 % selectivity), so it is a bit test when the ids are dense enough for
+/// a bitmap over their span to cost no more than the sorted list (at most 64 bits per id),
+/// and a hash lookup otherwise. On minilm-384 at 10 % the bitmap (with the link prefetch of
+/// the walk) took the filtered walk from 0.29 to 0.42 of the unfiltered QPS.
+///
 /// # Invariants
-/// `sorted` holds exactly the members of `set`, ascending, without duplicates.
+/// `sorted` holds exactly the allowed ids, ascending, without duplicates; `members`
+/// answers `contains` for exactly those ids.
 #[derive(Debug, Clone, Default)]
 pub struct AllowSet {
-    set: HashSet<RowId, BuildHasherDefault<RowIdHasher>>,
+    members: Members,
     sorted: Vec<RowId>,
 }
+
+#[derive(Debug, Clone)]
+enum Members {
+    /// Bit `id - first` of `words` is set for each allowed id.
+    Bits {
+        first: u64,
+        words: Box<[u64]>,
+    },
+    Hash(HashSet<RowId, BuildHasherDefault<RowIdHasher>>),
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Members::Bits {
+            first: 0,
+            words: Box::default(),
+        }
+    }
+}
+
+/// A bitmap is used while the ids' span is at most this many times their count.
+const BITMAP_MAX_SPAN_PER_ID: u64 = 64;
 
 impl AllowSet {
     /// Number of allowed ids (live or not).
@@ -100,13 +129,30 @@ impl AllowSet {
     }
 
     /// O(1) membership.
+    #[inline]
     pub fn contains(&self, id: RowId) -> bool {
-        self.set.contains(&id)
+        match &self.members {
+            Members::Bits { first, words } => {
+                let Some(bit) = id.0.checked_sub(*first) else {
+                    return false;
+                };
+                usize::try_from(bit / 64)
+                    .ok()
+                    .and_then(|w| words.get(w))
+                    .is_some_and(|w| w >> (bit % 64) & 1 == 1)
+            }
+            Members::Hash(set) => set.contains(&id),
+        }
     }
 
     /// The allowed ids, ascending.
     pub fn ids(&self) -> &[RowId] {
         &self.sorted
+    }
+
+    /// Whether membership is a bit test (else a hash lookup); for tests and benchmarks.
+    pub fn is_bitmap(&self) -> bool {
+        matches!(self.members, Members::Bits { .. })
     }
 }
 
@@ -115,8 +161,25 @@ impl FromIterator<RowId> for AllowSet {
         let mut sorted: Vec<RowId> = iter.into_iter().collect();
         sorted.sort_unstable();
         sorted.dedup();
-        let set = sorted.iter().copied().collect();
-        AllowSet { set, sorted }
+        let members = match (sorted.first(), sorted.last()) {
+            (Some(first), Some(last))
+                if (last.0 - first.0) / BITMAP_MAX_SPAN_PER_ID <= sorted.len() as u64 =>
+            {
+                let span = last.0 - first.0 + 1;
+                let mut words = vec![0u64; span.div_ceil(64) as usize].into_boxed_slice();
+                for id in &sorted {
+                    let bit = id.0 - first.0;
+                    words[(bit / 64) as usize] |= 1 << (bit % 64);
+                }
+                Members::Bits {
+                    first: first.0,
+                    words,
+                }
+            }
+            (Some(_), Some(_)) => Members::Hash(sorted.iter().copied().collect()),
+            _ => Members::default(),
+        };
+        AllowSet { members, sorted }
     }
 }
 
@@ -225,8 +288,7 @@ pub fn search_with(
             } else {
                 params.ef.max(params.k)
             };
-            let accept = |id: RowId| allow.contains(id);
-            let hits = index.search(query, SearchParams { k: params.k, ef }, Some(&accept))?;
+            let hits = index.search_allowed(query, SearchParams { k: params.k, ef }, allow)?;
             if hits.len() < params.k {
                 // Short: exact, unless the allowed set really has no more live rows.
                 let needed = params.k.min(allow.len());
@@ -260,6 +322,27 @@ mod tests {
         assert_eq!(a.ids(), &[RowId(1), RowId(5)]);
         assert_eq!(a.len(), 2);
         assert!(a.contains(RowId(5)) && !a.contains(RowId(2)));
+    }
+
+    /// Dense and sparse sets (bitmap and hash) agree with the list they were built from,
+    /// at the edges of the span and of each 64-bit word, and for ids far outside it.
+    #[test]
+    fn allow_set_membership_matches_its_ids_either_way() {
+        let dense: Vec<u64> = (1_000..3_000).filter(|i| i % 3 == 0).collect();
+        let sparse: Vec<u64> = vec![7, 1 << 40, u64::MAX - 1, 64, 65];
+        let empty: Vec<u64> = Vec::new();
+        for (ids, bitmap) in [(dense, true), (sparse, false), (empty, true)] {
+            let a: AllowSet = ids.iter().map(|&i| RowId(i)).collect();
+            assert_eq!(a.is_bitmap(), bitmap, "{ids:?}");
+            assert_eq!(a.len(), ids.len());
+            let probes = ids
+                .iter()
+                .flat_map(|&i| [i.wrapping_sub(1), i, i.wrapping_add(1), i ^ 63, i ^ 64])
+                .chain([0, 1, 998, 999, 1_000, 3_000, 3_001, u64::MAX]);
+            for probe in probes {
+                assert_eq!(a.contains(RowId(probe)), ids.contains(&probe), "{probe}");
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 use std::fmt::Debug;
 use std::path::Path;
 
+use crate::planner::AllowSet;
 use quiverdb_types::{Metric, RowId};
 
 /// Errors of the index crate.
@@ -118,6 +119,17 @@ pub trait VectorIndex: Send + Sync + Debug {
         params: SearchParams,
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Neighbor>, IndexError>;
+    /// [`VectorIndex::search`] with the planner's allow-set as the filter. Engines whose
+    /// filtered walk asks the filter many times per scored node override it to test
+    /// membership inline instead of through a `dyn Fn` per call.
+    fn search_allowed(
+        &self,
+        query: &[f32],
+        params: SearchParams,
+        allow: &AllowSet,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        self.search(query, params, Some(&|id| allow.contains(id)))
+    }
     /// Exact search restricted to `ids` (the planner's path for selective filters).
     /// Unknown or removed ids are skipped.
     fn search_among(

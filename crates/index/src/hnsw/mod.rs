@@ -42,16 +42,16 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use parking_lot::{Mutex, RwLock};
-use quiverdb_types::{Metric, RowId};
-use rayon::prelude::*;
-
 use crate::engine::{check_batch, check_vector, prepare_vector};
+use crate::planner::AllowSet;
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
 };
 pub use compact::{COMPACT_TOMBSTONE_FRACTION, REPAIR_TOMBSTONE_FRACTION};
 use graph::{level_for, Graph};
+use parking_lot::{Mutex, RwLock};
+use quiverdb_types::{Metric, RowId};
+use rayon::prelude::*;
 use search::{Outcome, Scratch};
 
 /// Nodes scored per unit of `ef`, while the result list is not yet full, before a
@@ -257,25 +257,16 @@ impl VectorIndex for NativeHnsw {
         params: SearchParams,
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Neighbor>, IndexError> {
-        let q = prepare_vector(self.config.dim, self.config.metric, query)?;
-        if params.k == 0 {
-            return Ok(Vec::new());
-        }
-        let ef = params.ef.max(params.k);
-        let budget = FILTER_BUDGET_PER_EF
-            .saturating_mul(ef)
-            .max(FILTER_BUDGET_MIN);
-        let mut s = self.take_scratch();
-        let mut out = Vec::with_capacity(params.k.min(1024));
-        let g = self.graph.read();
-        let outcome = search::search_query(&g, &q, params.k, ef, budget, filter, &mut s, &mut out);
-        if outcome == Outcome::Exhausted {
-            self.exact_fallbacks.fetch_add(1, Relaxed);
-            out = search::exact_scan(&g, &q, params.k, filter);
-        }
-        drop(g);
-        self.put_scratch(s);
-        Ok(out)
+        self.search_filtered(query, params, filter)
+    }
+
+    fn search_allowed(
+        &self,
+        query: &[f32],
+        params: SearchParams,
+        allow: &AllowSet,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        self.search_filtered(query, params, Some(&|id| allow.contains(id)))
     }
 
     fn search_among(
@@ -325,6 +316,38 @@ impl VectorIndex for NativeHnsw {
 }
 
 impl NativeHnsw {
+    /// The search behind [`VectorIndex::search`] and [`VectorIndex::search_allowed`], its
+    /// filter a type parameter so that the walk's membership test can be inlined.
+    fn search_filtered<F>(
+        &self,
+        query: &[f32],
+        params: SearchParams,
+        filter: Option<&F>,
+    ) -> Result<Vec<Neighbor>, IndexError>
+    where
+        F: Fn(RowId) -> bool + ?Sized,
+    {
+        let q = prepare_vector(self.config.dim, self.config.metric, query)?;
+        if params.k == 0 {
+            return Ok(Vec::new());
+        }
+        let ef = params.ef.max(params.k);
+        let budget = FILTER_BUDGET_PER_EF
+            .saturating_mul(ef)
+            .max(FILTER_BUDGET_MIN);
+        let mut s = self.take_scratch();
+        let mut out = Vec::with_capacity(params.k.min(1024));
+        let g = self.graph.read();
+        let outcome = search::search_query(&g, &q, params.k, ef, budget, filter, &mut s, &mut out);
+        if outcome == Outcome::Exhausted {
+            self.exact_fallbacks.fetch_add(1, Relaxed);
+            out = search::exact_scan(&g, &q, params.k, filter);
+        }
+        drop(g);
+        self.put_scratch(s);
+        Ok(out)
+    }
+
     /// Loads a snapshot written by [`VectorIndex::save_snapshot`] of this engine; returns
     /// it with the sequence number it covers. Anything untrustworthy is an
     /// [`IndexError::Snapshot`].

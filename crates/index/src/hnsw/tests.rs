@@ -331,6 +331,48 @@ fn filtered_walk_finishes_in_the_graph_at_10_and_50_percent() {
     assert!(r50 >= 0.95, "recall at 50%: {r50}");
 }
 
+/// The allow-set path (membership inlined, bitmap or hash) walks exactly as the `dyn Fn`
+/// path does: same hits, same distances, tombstones never returned.
+#[test]
+fn search_allowed_answers_as_the_closure_filter() {
+    let mut c = cfg(Metric::L2, 16);
+    c.m = 16;
+    c.ef_construction = 100;
+    let h = NativeHnsw::new(&c).unwrap();
+    let data = random_set(4_000, 16, 3);
+    // Sparse ids (a gap of 2^20 in the middle) so that one allow-set below is a hash set.
+    let id_of = |i: usize| {
+        RowId(if i < 2_000 {
+            i as u64
+        } else {
+            (1 << 40) + i as u64
+        })
+    };
+    for (i, v) in data.iter().enumerate() {
+        h.insert(id_of(i), v).unwrap();
+    }
+    for i in (0..4_000).step_by(7) {
+        assert!(h.remove(id_of(i)));
+    }
+    let queries = random_set(40, 16, 4);
+    let dense: AllowSet = (0..2_000).filter(|i| i % 5 != 1).map(id_of).collect();
+    let sparse: AllowSet = (0..4_000).filter(|i| i % 9 == 2).map(id_of).collect();
+    assert!(dense.is_bitmap() && !sparse.is_bitmap());
+    for allow in [&dense, &sparse] {
+        for q in &queries {
+            let by_set = h.search_allowed(q, p(10, 64), allow).unwrap();
+            let by_fn = h
+                .search(q, p(10, 64), Some(&|id| allow.contains(id)))
+                .unwrap();
+            assert_eq!(by_set, by_fn);
+            assert_eq!(by_set.len(), 10);
+            assert!(by_set
+                .iter()
+                .all(|n| allow.contains(n.id) && h.contains(n.id)));
+        }
+    }
+}
+
 #[test]
 fn recall_holds_after_deleting_30_percent() {
     let mut c = cfg(Metric::L2, 16);

@@ -165,5 +165,14 @@ pub fn prefetch(v: &[f32]) {
     let _ = v;
 }
 
+/// Hints the CPU to load the cache line holding `*x`, of any type (graph links, row ids).
+#[inline(always)]
+pub fn prefetch_line<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    avx2::prefetch((x as *const T).cast::<f32>());
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
 #[cfg(test)]
 mod tests;
