@@ -51,11 +51,13 @@ pub const HNSW_RS_COSTS: Costs = Costs {
 };
 /// The native HNSW (two-hop filtered walk, `ef` not raised): crossover with exact near
 /// 4,000 of 100,000 at ef 64 (filtered 4,815 vs exact 3,622 QPS at 5 %, 3,580 vs 5,736 at
-/// 3 %, and recall falls below 0.98 under 3 %); post-filtering ahead at 50 %
-/// (8,847 vs 6,481), behind at 10 % (3,414 vs 6,727).
+/// 3 %, and recall falls below 0.98 under 3 %). Post-filtering wins from about 40 %: with
+/// the inlined membership test (`--planner-crossover`, ef 64, filtered vs post-filtered
+/// QPS) synth-128 8,779 vs 5,932 at 30 %, 7,679 vs 8,393 at 50 %; minilm-384 3,548 vs
+/// 2,798 at 30 %, 3,821 vs 4,581 at 50 %.
 pub const NATIVE_COSTS: Costs = Costs {
     exact_ratio: 2.5,
-    postfilter_min_fraction: 0.3,
+    postfilter_min_fraction: 0.4,
     raise_ef: false,
 };
 /// The flat engine: exact over the allowed ids is always cheapest.
@@ -361,6 +363,7 @@ mod tests {
         assert_eq!(choose(NATIVE_COSTS, n, Some(3_500), p), Strategy::Exact);
         assert_eq!(choose(NATIVE_COSTS, n, Some(5_000), p), Strategy::Filtered);
         assert_eq!(choose(NATIVE_COSTS, n, Some(10_000), p), Strategy::Filtered);
+        assert_eq!(choose(NATIVE_COSTS, n, Some(35_000), p), Strategy::Filtered);
         assert_eq!(
             choose(NATIVE_COSTS, n, Some(50_000), p),
             Strategy::PostFilter
