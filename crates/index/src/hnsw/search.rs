@@ -92,6 +92,12 @@ pub(super) struct Scratch {
 
 type Dist = Scored<u32>;
 
+/// How many nodes ahead of the one being scored a walk prefetches vectors: scoring one
+/// takes less than a memory round trip. One ahead to two: unfiltered QPS at ef 64 +6 %
+/// on minilm-384 (7,692 / 7,875 -> 8,183 / 8,356) and +7 % on synth-128 (13,304 / 13,386
+/// -> 14,251 / 14,202), same recall.
+const PREFETCH_AHEAD: usize = 2;
+
 fn prefetch_node(g: &Graph, slot: u32) {
     let v = g.vector(slot);
     // One hint per 64-byte line, for up to 1 KiB; the hardware prefetcher follows the rest
@@ -138,7 +144,7 @@ pub(super) fn search_layer(g: &Graph, q: &[f32], ep: Dist, ef: usize, level: u8,
         g.read_links(c.item, level, &mut s.links);
         expand(g, s);
         for i in 0..s.fresh.len() {
-            if let Some(&next) = s.fresh.get(i + 1) {
+            if let Some(&next) = s.fresh.get(i + PREFETCH_AHEAD) {
                 prefetch_node(g, next);
             }
             let nb = s.fresh[i];
@@ -168,7 +174,7 @@ fn expand(g: &Graph, s: &mut Scratch) {
             s.fresh.push(nb);
         }
     }
-    if let Some(&first) = s.fresh.first() {
+    for &first in s.fresh.iter().take(PREFETCH_AHEAD) {
         prefetch_node(g, first);
     }
 }
@@ -276,7 +282,7 @@ where
             }
         }
         for i in 0..s.fresh.len() {
-            if let Some(&next) = s.fresh.get(i + 1) {
+            if let Some(&next) = s.fresh.get(i + PREFETCH_AHEAD) {
                 prefetch_node(g, next);
             }
             let nb = s.fresh[i];
@@ -386,7 +392,7 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
             }
         }
     }
-    if let Some(&first) = s.fresh.first() {
+    for &first in s.fresh.iter().take(PREFETCH_AHEAD) {
         prefetch_node(g, first);
     }
     (checked, s.fresh.len())
