@@ -19,7 +19,10 @@ pub(crate) struct CpuPool {
     queue: Arc<Mutex<Queue>>,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A queued call: runs its work and returns how to hand the result over (sending it wakes
+/// the awaiting task, so the drainer sends a batch's results together; see [`drain`]).
+type Job = Box<dyn FnOnce() -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
 struct Queue {
@@ -87,7 +90,9 @@ impl CpuPool {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = tx.send(out);
+            Box::new(move || {
+                let _ = tx.send(out);
+            })
         });
         let start_drainer = {
             let mut q = self.queue.lock();
@@ -106,6 +111,9 @@ impl CpuPool {
     }
 }
 
+/// Jobs run back to back on one pool thread before their results are handed over.
+const DELIVER_CHUNK: usize = 8;
+
 /// Runs queued jobs until the queue is empty. Jobs catch their own panics, so a panic never
 /// unwinds through here and `draining` is always reset.
 fn drain(queue: &Mutex<Queue>) {
@@ -120,11 +128,27 @@ fn drain(queue: &Mutex<Queue>) {
         };
         if jobs.len() == 1 {
             if let Some(job) = jobs.pop() {
-                job();
+                job()();
             }
         } else {
+            // Results are handed over per chunk of jobs, not one by one: each hand-over
+            // may wake a task's executor thread, which then competes with this pool for
+            // the cores. A chunk is small enough that a slow job delays few others, and
+            // there are at least as many chunks as pool threads.
             use rayon::prelude::*;
-            jobs.into_par_iter().with_max_len(1).for_each(|job| job());
+            let per_chunk = jobs
+                .len()
+                .div_ceil(rayon::current_num_threads())
+                .clamp(1, DELIVER_CHUNK);
+            let mut chunks: Vec<Vec<Job>> = Vec::new();
+            while !jobs.is_empty() {
+                let rest = jobs.split_off(jobs.len().min(per_chunk));
+                chunks.push(std::mem::replace(&mut jobs, rest));
+            }
+            chunks.into_par_iter().with_max_len(1).for_each(|chunk| {
+                let delivers: Vec<Deliver> = chunk.into_iter().map(|job| job()).collect();
+                delivers.into_iter().for_each(|d| d());
+            });
         }
     }
 }
