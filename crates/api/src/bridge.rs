@@ -10,9 +10,10 @@ use crate::{Error, Result};
 ///
 /// Many concurrent async calls each need a few microseconds of CPU (a search over a small
 /// collection, an embedding). Spawning one rayon job per call costs a thread wake-up per
-/// call; instead, calls push their job on a queue and at most one *drainer* job runs at a
-/// time, taking every queued job at once and running them in parallel on the pool. Under
-/// load this turns N wake-ups into a few, and single calls pay one wake-up as before.
+/// call; instead, calls push their job on a queue, and a *drainer* job (at most one is
+/// pending at a time) takes every queued job at once and runs them in parallel on the pool
+/// ([`drain`]). Under load this turns N wake-ups into a few, and single calls pay one
+/// wake-up as before.
 #[derive(Clone)]
 pub(crate) struct CpuPool {
     pool: Arc<rayon::ThreadPool>,
@@ -20,7 +21,7 @@ pub(crate) struct CpuPool {
 }
 
 /// A queued call: runs its work and returns how to hand the result over (sending it wakes
-/// the awaiting task, so the drainer sends a batch's results together; see [`drain`]).
+/// the awaiting task, so results are sent per chunk of jobs; see [`drain`]).
 type Job = Box<dyn FnOnce() -> Deliver + Send>;
 type Deliver = Box<dyn FnOnce() + Send>;
 
@@ -114,43 +115,36 @@ impl CpuPool {
 /// Jobs run back to back on one pool thread before their results are handed over.
 const DELIVER_CHUNK: usize = 8;
 
-/// Runs queued jobs until the queue is empty. Jobs catch their own panics, so a panic never
-/// unwinds through here and `draining` is always reset.
-fn drain(queue: &Mutex<Queue>) {
-    loop {
-        let mut jobs = {
-            let mut q = queue.lock();
-            if q.jobs.is_empty() {
-                q.draining = false;
-                return;
-            }
-            std::mem::take(&mut q.jobs)
-        };
-        if jobs.len() == 1 {
-            if let Some(job) = jobs.pop() {
-                job()();
-            }
-        } else {
-            // Results are handed over per chunk of jobs, not one by one: each hand-over
-            // may wake a task's executor thread, which then competes with this pool for
-            // the cores. A chunk is small enough that a slow job delays few others, and
-            // there are at least as many chunks as pool threads.
-            use rayon::prelude::*;
-            let per_chunk = jobs
-                .len()
-                .div_ceil(rayon::current_num_threads())
-                .clamp(1, DELIVER_CHUNK);
-            let mut chunks: Vec<Vec<Job>> = Vec::new();
-            while !jobs.is_empty() {
-                let rest = jobs.split_off(jobs.len().min(per_chunk));
-                chunks.push(std::mem::replace(&mut jobs, rest));
-            }
-            chunks.into_par_iter().with_max_len(1).for_each(|chunk| {
-                let delivers: Vec<Deliver> = chunk.into_iter().map(|job| job()).collect();
-                delivers.into_iter().for_each(|d| d());
-            });
-        }
+/// Takes every queued job and runs them in parallel on the pool, as chunks: this thread
+/// runs one chunk, the others are spawned. The drainer role is given up as soon as the
+/// jobs are taken, so a job queued meanwhile starts a new drainer on a free pool thread
+/// instead of waiting behind a slow job (while every pool thread is busy, the new drainer
+/// waits in rayon's queue and jobs keep gathering behind it: batching under load).
+///
+/// Results are handed over per chunk, not one by one: each hand-over may wake a task's
+/// executor thread, which then competes with the pool for the cores. A chunk is small
+/// enough that a slow job delays few others, and there are at least as many chunks as
+/// pool threads. Jobs catch their own panics, so a panic never unwinds through here.
+fn drain(queue: &Arc<Mutex<Queue>>) {
+    let mut jobs = {
+        let mut q = queue.lock();
+        q.draining = false;
+        std::mem::take(&mut q.jobs)
+    };
+    let per_chunk = jobs
+        .len()
+        .div_ceil(rayon::current_num_threads())
+        .clamp(1, DELIVER_CHUNK);
+    while jobs.len() > per_chunk {
+        let chunk = jobs.split_off(jobs.len() - per_chunk);
+        rayon::spawn(move || run_chunk(chunk));
     }
+    run_chunk(jobs);
+}
+
+fn run_chunk(chunk: Vec<Job>) {
+    let delivers: Vec<Deliver> = chunk.into_iter().map(|job| job()).collect();
+    delivers.into_iter().for_each(|d| d());
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -179,6 +173,46 @@ mod tests {
         );
         // The drainer survived the panic.
         assert_eq!(pool.run(|| Ok(1)).await.unwrap(), 1);
+    }
+
+    /// A slow call does not hold up calls made after it while another pool thread is free.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_job_does_not_block_later_ones() {
+        let pool = CpuPool::new(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        ));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let slow = {
+            let p = pool.clone();
+            tokio::spawn(async move {
+                p.run(move || {
+                    started_tx.send(()).unwrap();
+                    // Holds its pool thread until the fast calls are done (or 10 s).
+                    let _ = release_rx.recv_timeout(std::time::Duration::from_secs(10));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        for i in 0..20u64 {
+            let got = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                pool.run(move || Ok(i + 1)),
+            )
+            .await
+            .expect("a fast call waited behind the slow one")
+            .unwrap();
+            assert_eq!(got, i + 1);
+        }
+        release_tx.send(()).unwrap();
+        slow.await.unwrap().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
