@@ -42,6 +42,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use parking_lot::{Mutex, RwLock};
+use quiverdb_types::{Metric, RowId};
+use rayon::prelude::*;
+
 use crate::engine::{check_batch, check_vector, prepare_vector};
 use crate::planner::AllowSet;
 use crate::{
@@ -49,9 +53,6 @@ use crate::{
 };
 pub use compact::{COMPACT_TOMBSTONE_FRACTION, REPAIR_TOMBSTONE_FRACTION};
 use graph::{level_for, Graph};
-use parking_lot::{Mutex, RwLock};
-use quiverdb_types::{Metric, RowId};
-use rayon::prelude::*;
 use search::{Outcome, Scratch};
 
 /// Nodes scored per unit of `ef`, while the result list is not yet full, before a
