@@ -8,6 +8,11 @@
 //!   or, if that writer is late, cancelled or failed after the commit, by whoever next
 //!   finds `applied_seq < storage.last_seq()` (from storage's change log). Applying is
 //!   idempotent, so both paths can meet without harm.
+//! * The collection's [`ChangePin`] sits at `applied_seq` (at 0 while loading): storage
+//!   never prunes change-log entries this collection has yet to apply. Entries up to a
+//!   written index snapshot are pruned after the snapshot is on disk.
+//! * Should the log still have been pruned past `applied_seq` (`ChangesPruned`), the rows
+//!   and the index are rebuilt from storage instead: no change is ever silently skipped.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -20,7 +25,7 @@ use quiverdb_index::planner::AllowSet;
 use quiverdb_index::{
     load_snapshot, new_index, Engine, IndexConfig, Neighbor, SearchParams, VectorIndex,
 };
-use quiverdb_storage::{Collection, RowEntry};
+use quiverdb_storage::{ChangePin, Collection, RowEntry};
 use quiverdb_types::{Metric, PkKind, RowId};
 
 use crate::bridge::CpuPool;
@@ -95,6 +100,8 @@ pub(crate) struct LiveCollection {
     snapshot_every: usize,
     compacting: AtomicBool,
     removed_since_compaction: AtomicUsize,
+    /// Keeps storage from pruning change-log entries after `applied_seq`.
+    pin: ChangePin,
 }
 
 /// `snapshot_seq` when no snapshot of the current index is on disk.
@@ -141,20 +148,13 @@ impl LiveCollection {
         index_config.ef_construction = params.ef_construction;
         index_config.ef_search = params.ef_search;
 
+        // Pinned at 0 until loaded: the snapshot's replay may need any entry.
+        let pin = coll.pin_changes(0);
         // Read the sequence number before the scans: replaying changes a scan already saw
         // is harmless (idempotent), missing one would not be. Vectors are read only when
         // no snapshot can be used (see `restore_or_build_index`).
         let seq_before_scan = coll.last_seq();
-        let mut rows = Rows::default();
-        for entry in coll.scan_rows() {
-            let RowEntry {
-                pk,
-                row,
-                text,
-                metadata,
-            } = entry?;
-            rows.insert(row, Arc::new(RowData { pk, text, metadata }));
-        }
+        let rows = scan_rows(&coll)?;
 
         let live = LiveCollection {
             metric: schema.metric,
@@ -179,6 +179,7 @@ impl LiveCollection {
             snapshot_every: SNAPSHOT_EVERY_ROWS,
             compacting: AtomicBool::new(false),
             removed_since_compaction: AtomicUsize::new(0),
+            pin,
         };
         let index = match schema.dimension {
             None => None,
@@ -186,6 +187,7 @@ impl LiveCollection {
         };
         *live.index.write() = index;
         live.catch_up_wait()?;
+        live.pin.advance(live.applied_seq.load(Ordering::SeqCst));
         Ok(live)
     }
 
@@ -201,6 +203,11 @@ impl LiveCollection {
                 ),
             }
         }
+        self.build_index(dim)
+    }
+
+    /// A new index over every vector in storage.
+    fn build_index(&self, dim: usize) -> Result<Arc<dyn VectorIndex>> {
         let mut config = self.index_config.clone();
         config.dim = dim;
         let index = new_index(&config)?;
@@ -238,7 +245,16 @@ impl LiveCollection {
                 "snapshot seq {seq} is newer than storage seq {last}"
             ));
         }
-        let changes = self.coll.changes_since(seq).map_err(|e| e.to_string())?;
+        let changes = match self.coll.changes_since(seq) {
+            Ok(changes) => changes,
+            Err(quiverdb_storage::Error::ChangesPruned { pruned_upto, .. }) => {
+                return Err(format!(
+                    "snapshot seq {seq} is older than the change log, which was pruned up \
+                     to {pruned_upto}"
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         for change in changes.iter().filter(|c| c.seq <= last) {
             for (_, row) in &change.removed {
                 index.remove(*row);
@@ -266,13 +282,20 @@ impl LiveCollection {
         Ok(Some(index))
     }
 
-    /// Writes an index snapshot tagged with the applied sequence number.
+    /// Writes an index snapshot tagged with the applied sequence number, then prunes the
+    /// change-log entries it covers.
     pub fn save_snapshot(&self) -> Result<()> {
         let (Some(dir), Some(index)) = (&self.snapshot_dir, self.index()) else {
             return Ok(());
         };
-        let _apply = self.lock_applier();
-        self.save_snapshot_locked(dir, index.as_ref())
+        let written = {
+            let _apply = self.lock_applier();
+            self.save_snapshot_locked(dir, index.as_ref())?
+        };
+        if let Some(seq) = written {
+            self.prune_changes(seq);
+        }
+        Ok(())
     }
 
     /// Like [`Self::save_snapshot`], but gives up (returns `Ok(false)`) when a batch is being
@@ -282,22 +305,53 @@ impl LiveCollection {
         let (Some(dir), Some(index)) = (&self.snapshot_dir, self.index()) else {
             return Ok(true);
         };
-        let Some(_apply) = self.try_lock_applier() else {
-            return Ok(false);
+        let written = {
+            let Some(_apply) = self.try_lock_applier() else {
+                return Ok(false);
+            };
+            self.save_snapshot_locked(dir, index.as_ref())?
         };
-        self.save_snapshot_locked(dir, index.as_ref())?;
+        if let Some(seq) = written {
+            self.prune_changes(seq);
+        }
         Ok(true)
     }
 
-    fn save_snapshot_locked(&self, dir: &std::path::Path, index: &dyn VectorIndex) -> Result<()> {
+    /// Returns the sequence number of the snapshot it wrote, `None` when the one on disk
+    /// was already current.
+    fn save_snapshot_locked(
+        &self,
+        dir: &std::path::Path,
+        index: &dyn VectorIndex,
+    ) -> Result<Option<u64>> {
         let seq = self.applied_seq.load(Ordering::SeqCst);
         if self.snapshot_seq.load(Ordering::SeqCst) == seq {
-            return Ok(()); // the snapshot on disk already holds every applied change
+            return Ok(None); // the snapshot on disk already holds every applied change
         }
         index.save_snapshot(dir, seq)?;
         self.snapshot_seq.store(seq, Ordering::SeqCst);
         self.changed_since_snapshot.store(0, Ordering::SeqCst);
-        Ok(())
+        Ok(Some(seq))
+    }
+
+    /// Prunes the change-log entries up to `seq`, which a snapshot on disk covers. Runs
+    /// after the applier is released (it takes no lock writers need either); storage keeps
+    /// the entries that other live handles of the collection have yet to apply. A failure
+    /// only leaves the log longer.
+    fn prune_changes(&self, seq: u64) {
+        match self.coll.prune_changes(seq) {
+            Ok(removed) => tracing::debug!(
+                collection = self.coll.name(),
+                upto = seq,
+                removed,
+                "pruned the change log after a snapshot"
+            ),
+            Err(e) => tracing::warn!(
+                collection = self.coll.name(),
+                error = %e,
+                "could not prune the change log"
+            ),
+        }
     }
 
     /// Background upkeep after a write: compacts the index once its tombstones pass the
@@ -332,11 +386,10 @@ impl LiveCollection {
         false
     }
 
-    /// Starts a background snapshot when enough rows changed since the last one.
+    /// Starts a background snapshot when enough rows changed since the last one. Without
+    /// a snapshot directory (a temporary database) no loader ever replays the log, so it is
+    /// pruned up to what this handle applied instead.
     pub fn maybe_snapshot(self: &Arc<Self>) {
-        if self.snapshot_dir.is_none() {
-            return;
-        }
         let threshold = self.snapshot_every.max(self.rows.read().len() / 10);
         if self.changed_since_snapshot.load(Ordering::Relaxed) < threshold
             || self.snapshot_running.swap(true, Ordering::SeqCst)
@@ -344,6 +397,14 @@ impl LiveCollection {
             return;
         }
         let live = self.clone();
+        if self.snapshot_dir.is_none() {
+            self.changed_since_snapshot.store(0, Ordering::SeqCst);
+            self.pool.spawn(move || {
+                live.prune_changes(live.applied_seq.load(Ordering::SeqCst));
+                live.snapshot_running.store(false, Ordering::SeqCst);
+            });
+            return;
+        }
         self.pool.spawn(move || {
             // Busy applier: skipped; the next write past the threshold tries again.
             if let Err(e) = live.try_save_snapshot() {
@@ -499,6 +560,7 @@ impl LiveCollection {
 
     fn publish(&self, seq: u64) {
         self.applied_seq.store(seq, Ordering::SeqCst);
+        self.pin.advance(seq);
         self.applied_tx.send_modify(|a| a.seq = seq);
     }
 
@@ -529,7 +591,27 @@ impl LiveCollection {
 
     fn catch_up_locked(&self, upto: u64) -> Result<()> {
         let applied = self.applied_seq.load(Ordering::SeqCst);
-        for change in self.coll.changes_since(applied)? {
+        let changes = match self.coll.changes_since(applied) {
+            Ok(changes) => changes,
+            Err(quiverdb_storage::Error::ChangesPruned {
+                requested,
+                pruned_upto,
+            }) => {
+                tracing::warn!(
+                    collection = self.coll.name(),
+                    applied = requested,
+                    pruned_upto,
+                    "the change log was pruned past this handle's position; rebuilding its \
+                     rows and index from storage"
+                );
+                self.rebuild_locked()?;
+                // The pin now holds the log after the rebuilt position: no second gap.
+                self.coll
+                    .changes_since(self.applied_seq.load(Ordering::SeqCst))?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for change in changes {
             if change.seq > upto {
                 break;
             }
@@ -552,6 +634,32 @@ impl LiveCollection {
             let removed: Vec<RowId> = change.removed.iter().map(|(_, r)| *r).collect();
             self.apply_locked(inserted, &removed)?;
             self.publish(change.seq);
+        }
+        Ok(())
+    }
+
+    /// Replaces the rows and the index with fresh ones read from storage, as `load` does
+    /// without a snapshot, and moves `applied_seq` to the sequence number read before the
+    /// scans (later batches are replayed by the caller; replaying is idempotent).
+    fn rebuild_locked(&self) -> Result<()> {
+        let seq = self.coll.last_seq();
+        // Entries up to `seq` are no longer needed, those after it are (and stay pinned).
+        self.pin.advance(seq);
+        let rows = scan_rows(&self.coll)?;
+        let index = match self.coll.schema().dimension {
+            Some(dim) => Some(self.build_index(dim)?),
+            None => None,
+        };
+        let live_rows = rows.len();
+        // Rows before the index: a search holding the old index drops hits without a row.
+        *self.rows.write() = rows;
+        *self.index.write() = index;
+        // The snapshot on disk predates the prune: the next upkeep writes a new one.
+        self.snapshot_seq.store(NO_SNAPSHOT, Ordering::SeqCst);
+        self.changed_since_snapshot
+            .store(self.snapshot_every.max(live_rows / 10), Ordering::SeqCst);
+        if seq > self.applied_seq.load(Ordering::SeqCst) {
+            self.publish(seq);
         }
         Ok(())
     }
@@ -682,6 +790,21 @@ impl LiveCollection {
             None => vec![None; ids.len()],
         }
     }
+}
+
+/// Every stored row without its vector, read from storage.
+fn scan_rows(coll: &Collection) -> Result<Rows> {
+    let mut rows = Rows::default();
+    for entry in coll.scan_rows() {
+        let RowEntry {
+            pk,
+            row,
+            text,
+            metadata,
+        } = entry?;
+        rows.insert(row, Arc::new(RowData { pk, text, metadata }));
+    }
+    Ok(rows)
 }
 
 /// The net effect of consecutive batches: row ids are never reused, so a row both inserted
@@ -858,6 +981,205 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(live.rows().len(), 1);
+    }
+
+    /// Deletes one key from storage and returns the batch its writer would apply.
+    fn delete_one(coll: &quiverdb_storage::Collection, key: &str) -> CommittedBatch {
+        let receipt = coll.delete(&[Pk::Str(key.to_owned())]).unwrap();
+        CommittedBatch {
+            seq: receipt.seq,
+            inserted: vec![],
+            removed: receipt.removed.iter().map(|(_, r)| *r).collect(),
+        }
+    }
+
+    /// The keys a search over the whole collection returns, sorted.
+    fn searched_keys(live: &LiveCollection) -> Vec<String> {
+        let mut keys: Vec<String> = live
+            .search(&[0.5, 0.5], 1000, Some(1000), None)
+            .unwrap()
+            .into_iter()
+            .map(|(d, _)| d.pk.to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Writes `k0..k{n}` through `live` and deletes every third key; returns the keys left.
+    fn write_and_delete(
+        live: &LiveCollection,
+        coll: &quiverdb_storage::Collection,
+        n: usize,
+    ) -> Vec<String> {
+        let mut left = Vec::new();
+        for i in 0..n {
+            live.apply(commit_one(coll, &format!("k{i}"), vec![i as f32, 1.0]))
+                .unwrap();
+        }
+        for i in 0..n {
+            if i % 3 == 0 {
+                live.apply(delete_one(coll, &format!("k{i}"))).unwrap();
+            } else {
+                left.push(Pk::Str(format!("k{i}")).to_string());
+            }
+        }
+        left.sort();
+        left
+    }
+
+    fn pruned(r: quiverdb_storage::Result<Vec<quiverdb_storage::Change>>) -> bool {
+        matches!(r, Err(quiverdb_storage::Error::ChangesPruned { .. }))
+    }
+
+    #[test]
+    fn a_snapshot_prunes_the_change_log_it_covers_and_reopen_answers_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("snap");
+        let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap());
+        let (before, left) = {
+            let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
+            let coll = db
+                .create_collection("c", quiverdb_storage::CollectionConfig::default())
+                .unwrap();
+            let live =
+                LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap();
+            let left = write_and_delete(&live, &coll, 30);
+            let seq = coll.last_seq();
+            assert_eq!(coll.check_integrity().unwrap().changes as u64, seq);
+            live.save_snapshot().unwrap();
+            // Every entry up to the snapshot is gone, and asking for them is an error.
+            assert_eq!(coll.changes_pruned_upto(), seq);
+            assert_eq!(coll.check_integrity().unwrap().changes, 0);
+            assert!(pruned(coll.changes_since(0)));
+            // Later batches are logged (and pruned by the next snapshot).
+            live.apply(commit_one(&coll, "late", vec![0.5, 0.5]))
+                .unwrap();
+            assert_eq!(coll.changes_since(seq).unwrap().len(), 1);
+            assert_eq!(searched_keys(&live), {
+                let mut l = left.clone();
+                l.push(Pk::Str("late".into()).to_string());
+                l.sort();
+                l
+            });
+            (searched_keys(&live), left)
+        };
+        assert_eq!(before.len(), left.len() + 1);
+        let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
+        let coll = db.open_collection("c").unwrap();
+        assert!(coll.check_integrity().unwrap().is_ok());
+        // Restored from the snapshot plus the one batch logged after it.
+        let again = LiveCollection::load(coll.clone(), pool, Some(snap)).unwrap();
+        assert_ne!(again.snapshot_seq.load(Ordering::SeqCst), NO_SNAPSHOT);
+        assert_eq!(searched_keys(&again), before);
+    }
+
+    #[test]
+    fn a_prune_keeps_what_another_live_handle_has_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
+        let coll = db
+            .create_collection("c", quiverdb_storage::CollectionConfig::default())
+            .unwrap();
+        let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap());
+        let snap = dir.path().join("snap");
+        let a = LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap();
+        a.apply(commit_one(&coll, "first", vec![1.0, 1.0])).unwrap();
+        // `b` is loaded now and then sits idle while `a` writes.
+        let b = LiveCollection::load(coll.clone(), pool.clone(), Some(snap)).unwrap();
+        let b_seq = b.applied_seq.load(Ordering::SeqCst);
+        let mut left = write_and_delete(&a, &coll, 30);
+        left.push(Pk::Str("first".into()).to_string());
+        left.sort();
+        a.save_snapshot().unwrap();
+        assert_eq!(
+            coll.changes_pruned_upto(),
+            b_seq,
+            "pruned past an idle handle"
+        );
+        assert!(coll.changes_since(b_seq).unwrap().len() > 30);
+        // `b` catches up from the log: every row, none of the deleted.
+        assert_eq!(searched_keys(&b), left);
+        assert_eq!(searched_keys(&a), left);
+        // Now that `b` is current, the next snapshot prunes everything.
+        a.apply(commit_one(&coll, "more", vec![1.0, 0.0])).unwrap();
+        b.catch_up_wait().unwrap();
+        a.save_snapshot().unwrap();
+        assert_eq!(coll.changes_pruned_upto(), coll.last_seq());
+        assert_eq!(coll.check_integrity().unwrap().changes, 0);
+    }
+
+    #[test]
+    fn a_handle_whose_changes_were_pruned_rebuilds_from_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
+        let coll = db
+            .create_collection("c", quiverdb_storage::CollectionConfig::default())
+            .unwrap();
+        let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap());
+        let a =
+            LiveCollection::load(coll.clone(), pool.clone(), Some(dir.path().join("a"))).unwrap();
+        a.apply(commit_one(&coll, "first", vec![1.0, 1.0])).unwrap();
+        let b_dir = dir.path().join("b");
+        let b = LiveCollection::load(coll.clone(), pool.clone(), Some(b_dir.clone())).unwrap();
+        b.save_snapshot().unwrap(); // an old snapshot, for the load path below
+        let b_seq = b.applied_seq.load(Ordering::SeqCst);
+        // A reader the prune does not know about (as if its pin were lost): the log goes.
+        b.pin.advance(u64::MAX);
+        let mut left = write_and_delete(&a, &coll, 30);
+        left.push(Pk::Str("first".into()).to_string());
+        left.sort();
+        a.save_snapshot().unwrap();
+        assert!(coll.changes_pruned_upto() > b_seq);
+        assert!(pruned(coll.changes_since(b_seq)));
+        // Catch-up finds the gap and rebuilds instead of failing or missing changes.
+        assert_eq!(searched_keys(&b), left);
+        assert_eq!(b.rows().len(), left.len());
+        assert_eq!(b.index().unwrap().len(), left.len());
+        assert_eq!(b.applied_seq.load(Ordering::SeqCst), coll.last_seq());
+        // And it keeps applying later changes, from its writers and from the log.
+        b.apply(delete_one(&coll, "k1")).unwrap();
+        a.apply(commit_one(&coll, "late", vec![0.0, 1.0])).unwrap();
+        left.retain(|k| k != &Pk::Str("k1".into()).to_string());
+        left.push(Pk::Str("late".into()).to_string());
+        left.sort();
+        assert_eq!(searched_keys(&b), left);
+        assert_eq!(searched_keys(&a), left);
+        // Loading from b's old snapshot, older than the pruned log: rebuilt from the rows.
+        drop(b);
+        let c = LiveCollection::load(coll.clone(), pool, Some(b_dir)).unwrap();
+        assert_eq!(c.snapshot_seq.load(Ordering::SeqCst), NO_SNAPSHOT);
+        assert_eq!(searched_keys(&c), left);
+    }
+
+    #[test]
+    fn without_a_snapshot_dir_upkeep_prunes_what_every_handle_applied() {
+        let db = quiverdb_storage::Database::temporary().unwrap();
+        let coll = db
+            .create_collection("c", quiverdb_storage::CollectionConfig::default())
+            .unwrap();
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        );
+        let mut live = LiveCollection::load(coll.clone(), pool.clone(), None).unwrap();
+        live.snapshot_every = 10;
+        let live = Arc::new(live);
+        for i in 0..12 {
+            live.apply(commit_one(&coll, &format!("k{i}"), vec![i as f32, 1.0]))
+                .unwrap();
+            live.maybe_snapshot();
+        }
+        pool.install(|| {});
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while live.snapshot_running.load(Ordering::SeqCst) || coll.changes_pruned_upto() < 10 {
+            assert!(std::time::Instant::now() < deadline, "no prune");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let other = LiveCollection::load(coll.clone(), pool, None).unwrap();
+        assert_eq!(other.rows().len(), 12);
+        assert_eq!(searched_keys(&other), searched_keys(&live));
     }
 
     #[test]

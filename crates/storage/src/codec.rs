@@ -45,6 +45,11 @@ pub(crate) fn id_key(cid: CollectionId, n: u64) -> [u8; 12] {
     k
 }
 
+/// `meta` key of a collection's change-log watermark: `b"changes_pruned/"` + collection id.
+pub(crate) fn pruned_key(cid: CollectionId) -> Vec<u8> {
+    [b"changes_pruned/".as_slice(), &cid.prefix()].concat()
+}
+
 pub(crate) fn row_key(cid: CollectionId, row: RowId) -> [u8; 12] {
     id_key(cid, row.0)
 }

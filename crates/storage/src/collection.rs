@@ -1,18 +1,18 @@
 //! Collection handles: writes (validated, atomic, durable on return) and reads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use quiverdb_types::{Pk, RowId};
 use tokio::sync::oneshot;
 
-use crate::codec::{self, id_key, pk_key, row_key, CollectionId};
+use crate::codec::{self, pk_key, row_key, CollectionId};
 use crate::database::DbInner;
 use crate::error::{Error, Result};
 use crate::integrity::{self, IntegrityReport};
 use crate::kv::{TreeId, WriteSet};
-use crate::record::{Change, NewRecord, Record, RowEntry, StoredChange, WriteReceipt};
+use crate::record::{NewRecord, Record, RowEntry, WriteReceipt};
 use crate::schema::{CollectionState, Schema};
 use crate::write::{self, Plan};
 
@@ -27,8 +27,10 @@ pub struct Collection {
 }
 
 /// # Invariants
-/// `state.stored` equals the collection's record in the `collections` tree: it is replaced
-/// only after the transaction that wrote it committed, under the same lock.
+/// * `state.stored` equals the collection's record in the `collections` tree: it is replaced
+///   only after the transaction that wrote it committed, under the same lock.
+/// * `pruned_upto` is at least the stored change-log watermark, and no change-log entry at or
+///   below the stored watermark exists (see `change_log.rs`).
 #[derive(Debug)]
 pub(crate) struct CollInner {
     pub(crate) db: Arc<DbInner>,
@@ -40,6 +42,13 @@ pub(crate) struct CollInner {
     pub(crate) queue: Mutex<Vec<Queued>>,
     /// `state.stored.last_seq`, readable without the lock (readers poll it on every search).
     pub(crate) last_seq: AtomicU64,
+    /// Change-log entries up to this sequence number may be gone. Raised before a prune's
+    /// transaction commits, so a reader that checks it after reading the log notices every
+    /// entry the prune removed under it.
+    pub(crate) pruned_upto: AtomicU64,
+    /// The positions of registered change-log readers ([`crate::ChangePin`]). Held for a
+    /// whole prune, so a prune and a registration never interleave.
+    pub(crate) readers: Mutex<Vec<Weak<AtomicU64>>>,
 }
 
 /// Plans one batch against the collection state and the write set of the batches planned
@@ -70,7 +79,11 @@ pub(crate) struct CollState {
 }
 
 impl CollInner {
-    pub(crate) fn new(db: Arc<DbInner>, stored: CollectionState) -> Arc<CollInner> {
+    pub(crate) fn new(
+        db: Arc<DbInner>,
+        stored: CollectionState,
+        pruned_upto: u64,
+    ) -> Arc<CollInner> {
         let last_seq = stored.last_seq;
         Arc::new(CollInner {
             db,
@@ -82,6 +95,8 @@ impl CollInner {
             }),
             queue: Mutex::new(Vec::new()),
             last_seq: AtomicU64::new(last_seq),
+            pruned_upto: AtomicU64::new(pruned_upto),
+            readers: Mutex::new(Vec::new()),
         })
     }
 }
@@ -97,7 +112,11 @@ impl Collection {
         }
     }
 
-    fn check_live(&self) -> Result<()> {
+    pub(crate) fn inner(&self) -> &CollInner {
+        &self.inner
+    }
+
+    pub(crate) fn check_live(&self) -> Result<()> {
         if self.inner.state.lock().dropped {
             return Err(self.unknown());
         }
@@ -443,53 +462,6 @@ impl Collection {
     /// committed as soon as its transaction is applied, possibly just before it is durable.
     pub fn last_seq(&self) -> u64 {
         self.inner.last_seq.load(Ordering::Acquire)
-    }
-
-    /// Every committed batch with a sequence number greater than `seq`, oldest first.
-    pub fn changes_since(&self, seq: u64) -> Result<Vec<Change>> {
-        self.check_live()?;
-        let Some(first) = seq.checked_add(1) else {
-            return Ok(Vec::new());
-        };
-        let db = &self.inner.db;
-        db.kv
-            .range(
-                TreeId::Changes,
-                &id_key(self.inner.id, first),
-                &id_key(self.inner.id, u64::MAX),
-            )
-            .map(|item| {
-                let (k, v) = item?;
-                let body: StoredChange = db.decoded(codec::decode_serde(&v))?;
-                Ok(Change {
-                    seq: db.decoded(codec::decode_id_key(&k))?,
-                    inserted: body.inserted,
-                    removed: body.removed,
-                })
-            })
-            .collect()
-    }
-
-    /// Removes change-log entries with sequence numbers `<= upto` (e.g. once the index has a
-    /// snapshot covering them). Returns how many were removed.
-    pub fn prune_changes(&self, upto: u64) -> Result<usize> {
-        self.check_live()?;
-        let db = &self.inner.db;
-        let keys: Vec<_> = db
-            .kv
-            .range(
-                TreeId::Changes,
-                &id_key(self.inner.id, 0),
-                &id_key(self.inner.id, upto.saturating_add(1)),
-            )
-            .map(|item| item.map(|(k, _)| k))
-            .collect::<Result<_>>()?;
-        let mut ws = crate::kv::WriteSet::default();
-        for k in &keys {
-            ws.remove(TreeId::Changes, k);
-        }
-        db.kv.commit(&ws)?;
-        Ok(keys.len())
     }
 
     /// Verifies the whole collection: the key index and the rows agree both ways, every row

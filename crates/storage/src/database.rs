@@ -289,7 +289,7 @@ impl Database {
         );
         self.inner.commit_durable(&ws)?;
         tracing::debug!(name, id = cid.0, "created collection");
-        let coll = CollInner::new(Arc::clone(&self.inner), state);
+        let coll = CollInner::new(Arc::clone(&self.inner), state, 0);
         open.insert(name.to_owned(), Arc::downgrade(&coll));
         Ok(Collection::from_inner(coll))
     }
@@ -322,7 +322,11 @@ impl Database {
                 state.name, state.id.0
             )));
         }
-        let coll = CollInner::new(Arc::clone(&self.inner), state);
+        let pruned_upto = match self.inner.kv.get(TreeId::Meta, codec::pruned_key(cid))? {
+            Some(v) => self.inner.decoded(codec::decode_u64(&v))?,
+            None => 0, // never pruned (or written before pruning existed)
+        };
+        let coll = CollInner::new(Arc::clone(&self.inner), state, pruned_upto);
         open.insert(name.to_owned(), Arc::downgrade(&coll));
         Ok(Collection::from_inner(coll))
     }
@@ -402,7 +406,8 @@ impl Database {
     }
 }
 
-/// Deletes every record, key and change of a dropped collection, then its `dropped/` marker.
+/// Deletes every record, key and change of a dropped collection, then its change-log
+/// watermark and its `dropped/` marker.
 fn purge(inner: &DbInner, cid: CollectionId) -> Result<()> {
     for tree in [
         TreeId::Rows,
@@ -413,6 +418,7 @@ fn purge(inner: &DbInner, cid: CollectionId) -> Result<()> {
         inner.kv.remove_prefix(tree, &cid.prefix())?;
     }
     let mut ws = WriteSet::default();
+    ws.remove(TreeId::Meta, codec::pruned_key(cid));
     ws.remove(TreeId::Meta, dropped_key(cid));
     inner.commit_durable(&ws)
 }

@@ -102,6 +102,18 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// [`Collection::changes_since`](crate::Collection::changes_since) was asked for changes
+    /// after `requested`, but the entries up to `pruned_upto` were pruned: the caller must
+    /// rebuild what it derives from the log from the rows instead.
+    #[error(
+        "change-log entries after {requested} were pruned (the log starts after {pruned_upto})"
+    )]
+    ChangesPruned {
+        /// The sequence number the caller had applied.
+        requested: u64,
+        /// Every entry with a sequence number up to this one may be gone.
+        pruned_upto: u64,
+    },
     /// The auto id counter reached `i64::MAX`.
     #[error("auto ids are exhausted (the counter reached i64::MAX)")]
     AutoIdExhausted,

@@ -143,10 +143,31 @@ pub(crate) fn check(db: &DbInner, st: &CollectionState) -> Result<IntegrityRepor
         }
     }
 
+    let pruned_upto = match db.kv.get(TreeId::Meta, codec::pruned_key(cid))? {
+        Some(v) => match codec::decode_u64(&v) {
+            Ok(n) => n,
+            Err(e) => {
+                rep.problem(format!("undecodable change-log watermark: {}", e.0));
+                0
+            }
+        },
+        None => 0,
+    };
+    if pruned_upto > st.last_seq {
+        rep.problem(format!(
+            "change log pruned up to {pruned_upto}, past the last sequence number {}",
+            st.last_seq
+        ));
+    }
     for item in db.kv.scan_prefix(TreeId::Changes, &prefix) {
         let (k, v) = item?;
         rep.changes += 1;
         let seq = codec::decode_id_key(&k).unwrap_or(u64::MAX);
+        if seq != 0 && seq <= pruned_upto {
+            rep.problem(format!(
+                "change {seq} survived the prune up to {pruned_upto}"
+            ));
+        }
         if seq == 0 || seq > st.last_seq {
             rep.problem(format!(
                 "change {seq} outside 1..={} (last sequence number)",

@@ -13,7 +13,10 @@
 //!   and removes the old one; the receipt reports both.
 //! * Auto-id collections ([`PkKind::AutoInt`]) assign `1, 2, 3, …`; ids are never reused,
 //!   also after deletes and reopen, because the counter is written in the batch's transaction.
-//! * Every committed batch gets a sequence number and a change-log entry.
+//! * Every committed batch gets a sequence number and a change-log entry. Entries covered by
+//!   an index snapshot are pruned ([`Collection::prune_changes`]), never past a registered
+//!   reader ([`ChangePin`]); asking for pruned changes is [`Error::ChangesPruned`], never a
+//!   silently shorter list.
 //!
 //! # Invariants
 //! The key index and the rows agree both ways, every row has exactly one vector of the
@@ -62,6 +65,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod change_log;
 mod codec;
 mod collection;
 mod database;
@@ -73,6 +77,7 @@ mod record;
 mod schema;
 mod write;
 
+pub use change_log::ChangePin;
 pub use collection::Collection;
 pub use database::Database;
 pub use error::{Error, Result};
