@@ -44,10 +44,13 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<LoadedIndex>, IndexError> {
             Ok(Some((Arc::new(idx), seq)))
         }
         ManifestKind::Ours(m) => {
-            let data = m.read_data(dir)?;
             let idx: Arc<dyn VectorIndex> = match m.engine {
-                Engine::Flat => Arc::new(FlatIndex::from_snapshot(&m.config, &data, dir)?),
-                Engine::Native => Arc::new(NativeHnsw::from_snapshot(&m.config, &data, dir)?),
+                Engine::Flat => Arc::new(FlatIndex::from_snapshot(
+                    &m.config,
+                    &m.read_data(dir)?,
+                    dir,
+                )?),
+                Engine::Native => Arc::new(NativeHnsw::from_manifest(&m, dir)?),
                 Engine::HnswRs => {
                     return Err(crate::snapshot::snapshot_error(
                         dir,

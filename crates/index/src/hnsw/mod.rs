@@ -353,21 +353,22 @@ impl NativeHnsw {
     /// it with the sequence number it covers. Anything untrustworthy is an
     /// [`IndexError::Snapshot`].
     pub fn load(dir: &Path) -> Result<(Self, u64), IndexError> {
-        let (m, data) = crate::snapshot::read_own(dir, crate::Engine::Native)?;
-        Ok((Self::from_snapshot(&m.config, &data, dir)?, m.seq))
+        let m = crate::snapshot::read_own_manifest(dir, crate::Engine::Native)?;
+        Ok((Self::from_manifest(&m, dir)?, m.seq))
     }
 
-    pub(crate) fn from_snapshot(
-        config: &IndexConfig,
-        data: &[u8],
+    /// Loads the data file `m` names, decoding it as it is read (no copy of the whole
+    /// file in memory; the checksum is checked after the last byte).
+    pub(crate) fn from_manifest(
+        m: &crate::snapshot::Manifest,
         dir: &Path,
     ) -> Result<Self, IndexError> {
-        config.validate()?;
-        // `decode` checks every invariant of `check_integrity` in its one pass.
-        let graph = persist::decode(config, data)
-            .map_err(|d| crate::snapshot::snapshot_error(dir, format!("native HNSW data: {d}")))?;
+        m.config.validate()?;
+        let graph = m.decode_data(dir, |r| {
+            persist::decode(&m.config, r).map_err(|d| format!("native HNSW data: {d}"))
+        })?;
         debug_assert_eq!(graph.check_integrity(), Ok(()));
-        Ok(Self::with_graph(config, graph))
+        Ok(Self::with_graph(&m.config, graph))
     }
 }
 

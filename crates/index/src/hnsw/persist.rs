@@ -8,8 +8,8 @@
 //! level-0 links: nodes * (1 + 2m) u32 (count, then links; unused words are 0)
 //! upper links, for each node with level > 0 in slot order: level * (1 + m) u32
 //! ```
-//! Decoding checks every length and count and, in the same pass, the graph's structure
-//! (see [`decode`]).
+//! Decoding reads the file once, front to back, straight into the graph's memory, checking
+//! every length and count and, in the same pass, the graph's structure (see [`decode`]).
 
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use quiverdb_types::RowId;
 
 use super::graph::{Graph, MAX_LEVEL};
-use crate::snapshot::{Reader, Writer};
+use crate::snapshot::{StreamReader, Writer};
 use crate::{kernels, IndexConfig};
 
 const MAGIC: &[u8; 8] = b"QVNHSW01";
@@ -48,8 +48,11 @@ pub(super) fn encode(g: &Graph) -> Vec<u8> {
 /// holds for the result (lengths, levels, link counts, link targets in bounds, not the node
 /// itself and of a high enough level, tombstone count, entry point a top node, one live
 /// node per row), so the loader needs no second walk over the graph.
-pub(super) fn decode(config: &IndexConfig, data: &[u8]) -> Result<Graph, String> {
-    let mut r = Reader::new(data);
+/// The caller checks the end of the data and its checksum ([`StreamReader::finish`]).
+pub(super) fn decode<R: std::io::Read>(
+    config: &IndexConfig,
+    r: &mut StreamReader<R>,
+) -> Result<Graph, String> {
     if r.take(8, "magic")? != MAGIC {
         return Err("bad magic (not a native HNSW data file, or another format version)".into());
     }
@@ -130,7 +133,6 @@ pub(super) fn decode(config: &IndexConfig, data: &[u8]) -> Result<Graph, String>
             Some(words.into_iter().map(AtomicU32::new).collect())
         });
     }
-    r.finish()?;
     match top {
         None if entry == u64::MAX => {}
         Some(top) if entry >> 32 == u64::from(top) && (entry as u32 as usize) < n => {

@@ -489,6 +489,41 @@ mod snapshot_checks {
         data[at..at + 4].copy_from_slice(&v.to_le_bytes());
     }
 
+    /// Bytes damaged after the manifest was written are reported as a checksum mismatch,
+    /// whether they break the structure (decoding stops early; the rest is still read to
+    /// check) or not (a vector component: only the checksum can tell); the data file is
+    /// decoded as it is read, so this is checked after the last byte.
+    #[test]
+    fn damaged_data_file_is_a_checksum_mismatch() {
+        let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+        for (id, v) in grid(400) {
+            h.insert(id, &v).unwrap();
+        }
+        let good = saved(&h);
+        let dir = tempfile::tempdir().unwrap();
+        crate::snapshot::write_with_manifest(dir.path(), "native-hnsw", h.config(), 9, &good)
+            .unwrap();
+        let data_path = dir.path().join("native-hnsw-9.bin");
+        let vector_byte = 40 + 400 * 10 + 5 * 4;
+        let level_byte = 40 + 3 * 10 + 8;
+        let count_byte = 24; // the node count
+        for at in [vector_byte, level_byte, count_byte] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x7f;
+            std::fs::write(&data_path, &bad).unwrap();
+            match NativeHnsw::load(dir.path()) {
+                Err(IndexError::Snapshot { detail, .. }) => {
+                    assert!(detail.contains("checksum mismatch"), "byte {at}: {detail}")
+                }
+                other => panic!("byte {at}: {:?}", other.map(|(_, seq)| seq)),
+            }
+        }
+        std::fs::write(&data_path, &good).unwrap();
+        let (back, seq) = NativeHnsw::load(dir.path()).unwrap();
+        assert_eq!((back.len(), seq), (400, 9));
+        assert_eq!(saved(&back), good);
+    }
+
     /// A data file whose checksum is right (the manifest is written for the corrupted
     /// bytes) but whose graph is not is refused with a typed error, never a panic.
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::checksum;
+use super::codec::{checksum, StreamReader};
 use crate::atomic_file::{sync_dir, write_atomic};
 use crate::{Engine, IndexConfig, IndexError};
 
@@ -149,19 +149,7 @@ pub(crate) fn read_manifest(dir: &Path) -> Result<ManifestKind, IndexError> {
 impl Manifest {
     /// Reads the single data file and checks its length and checksum.
     pub(crate) fn read_data(&self, dir: &Path) -> Result<Vec<u8>, IndexError> {
-        let [entry] = self.files.as_slice() else {
-            return Err(snapshot_error(
-                dir,
-                "manifest must list exactly one data file",
-            ));
-        };
-        if entry.name.contains(['/', '\\']) || entry.name.starts_with('.') {
-            return Err(snapshot_error(
-                dir,
-                format!("bad data file name {:?}", entry.name),
-            ));
-        }
-        let path = dir.join(&entry.name);
+        let (entry, path) = self.data_file(dir)?;
         let data = fs::read(&path).map_err(|e| snapshot_error(&path, format!("reading: {e}")))?;
         if data.len() as u64 != entry.len {
             return Err(snapshot_error(
@@ -174,15 +162,72 @@ impl Manifest {
         }
         Ok(data)
     }
+
+    /// The single data file, its length checked, to be decoded in one streaming pass;
+    /// `decode` reads it and returns the engine, and the data's checksum is checked after
+    /// the last byte (an engine built from bad bytes is dropped, never returned).
+    pub(crate) fn decode_data<T>(
+        &self,
+        dir: &Path,
+        decode: impl FnOnce(&mut StreamReader<fs::File>) -> Result<T, String>,
+    ) -> Result<T, IndexError> {
+        let (entry, path) = self.data_file(dir)?;
+        let file =
+            fs::File::open(&path).map_err(|e| snapshot_error(&path, format!("reading: {e}")))?;
+        let len = file
+            .metadata()
+            .map_err(|e| snapshot_error(&path, format!("reading: {e}")))?
+            .len();
+        if len != entry.len {
+            return Err(snapshot_error(
+                &path,
+                format!("length {len} but the manifest says {}", entry.len),
+            ));
+        }
+        let mut r = StreamReader::new(file, len);
+        let decoded = decode(&mut r);
+        if decoded.is_err() {
+            // Read the rest so that damaged bytes are reported as such (a checksum
+            // mismatch) rather than as whatever structure they happened to break.
+            r.skip_rest();
+        }
+        match (decoded, r.finish()) {
+            (_, Ok(sum)) if sum != entry.checksum => {
+                Err(snapshot_error(&path, "checksum mismatch"))
+            }
+            (Ok(t), Ok(_)) => Ok(t),
+            (Err(d), _) | (Ok(_), Err(d)) => Err(snapshot_error(&path, d)),
+        }
+    }
+
+    fn data_file(&self, dir: &Path) -> Result<(&FileEntry, std::path::PathBuf), IndexError> {
+        let [entry] = self.files.as_slice() else {
+            return Err(snapshot_error(
+                dir,
+                "manifest must list exactly one data file",
+            ));
+        };
+        if entry.name.contains(['/', '\\']) || entry.name.starts_with('.') {
+            return Err(snapshot_error(
+                dir,
+                format!("bad data file name {:?}", entry.name),
+            ));
+        }
+        Ok((entry, dir.join(&entry.name)))
+    }
 }
 
 /// Reads the manifest and data file of a snapshot that `engine` must have written.
 pub(crate) fn read_own(dir: &Path, engine: Engine) -> Result<(Manifest, Vec<u8>), IndexError> {
+    let m = read_own_manifest(dir, engine)?;
+    let data = m.read_data(dir)?;
+    Ok((m, data))
+}
+
+/// Reads the manifest of a snapshot that `engine` must have written.
+pub(crate) fn read_own_manifest(dir: &Path, engine: Engine) -> Result<Manifest, IndexError> {
     match read_manifest(dir)? {
-        ManifestKind::Ours(m) if m.engine == engine => {
-            let data = m.read_data(dir)?;
-            Ok((m, data))
-        }
+        ManifestKind::Ours(m) if m.engine == engine => Ok(m),
         ManifestKind::Ours(m) => Err(snapshot_error(
             dir,
             format!("snapshot of engine {:?}, expected {engine:?}", m.engine),

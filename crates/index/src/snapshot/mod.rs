@@ -22,7 +22,8 @@ mod codec;
 mod manifest;
 
 pub use codec::checksum;
-pub(crate) use codec::{Reader, Writer};
+pub(crate) use codec::{Reader, StreamReader, Writer};
 pub(crate) use manifest::{
-    read_manifest, read_own, snapshot_error, write_with_manifest, ManifestKind,
+    read_manifest, read_own, read_own_manifest, snapshot_error, write_with_manifest, Manifest,
+    ManifestKind,
 };
