@@ -1,18 +1,64 @@
 //! Bursts of 100 concurrent async calls against 100 sequential blocking calls, on a durable
-//! store of 1,000 tutorial-like documents; prints the median per burst over many bursts (the
-//! demo `async_vs_sync` times each row once, as the tutorial does).
+//! store of tutorial-like documents; prints the median per burst over many bursts (the demo
+//! `async_vs_sync` times each row once, as the tutorial does).
 //!
 //! ```text
-//! cargo run --release -p quiverdb --example async_bursts -- search|add [BURSTS]
+//! cargo run --release -p quiverdb --example async_bursts -- search|add|delete [BURSTS]
 //! ```
+//! `search`: k = 3 similarity searches over 1,000 documents. `add`: one document per call
+//! (the collection grows by 200 per burst). `delete`: one delete per call by the demo's
+//! filter `id == 'doc_i'`, distinct documents each time, over a collection of 200 per burst.
 
 use std::time::Instant;
 
-use quiverdb::{HashingEmbeddings, SearchOptions, VectorStore};
+use quiverdb::types::{Metadata, Value};
+use quiverdb::{Document, HashingEmbeddings, SearchOptions, VectorStore};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// One call of the kind measured; `i` is unique over the whole run.
+async fn call_async(
+    store: &VectorStore,
+    what: &str,
+    round: usize,
+    i: usize,
+) -> quiverdb::Result<()> {
+    match what {
+        "add" => store
+            .aadd_texts([format!("async doc {round} {i}")], None, None)
+            .await
+            .map(|_| ()),
+        "delete" => {
+            let n = store
+                .adelete(None, Some(&format!("id == 'doc_{i}'")))
+                .await?;
+            assert_eq!(n, 1, "doc_{i}");
+            Ok(())
+        }
+        _ => store
+            .asimilarity_search(&format!("test document {}", i % 50), &SearchOptions::k(3))
+            .await
+            .map(|_| ()),
+    }
+}
+
+fn call_sync(store: &VectorStore, what: &str, round: usize, i: usize) -> quiverdb::Result<()> {
+    match what {
+        "add" => store
+            .add_texts([format!("sync doc {round} {i}")], None, None)
+            .map(|_| ()),
+        "delete" => {
+            let n = store.delete(None, Some(&format!("id == 'doc_{i}'")))?;
+            assert_eq!(n, 1, "doc_{i}");
+            Ok(())
+        }
+        _ => store
+            .similarity_search(&format!("test document {}", i % 50), &SearchOptions::k(3))
+            .map(|_| ()),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -21,43 +67,33 @@ async fn main() -> Result<(), quiverdb::Error> {
     let bursts: usize = std::env::args()
         .nth(2)
         .and_then(|b| b.parse().ok())
-        .unwrap_or(if what == "add" { 30 } else { 200 });
+        .unwrap_or(if what == "search" { 200 } else { 30 });
     let dir = tempfile::tempdir().map_err(|e| quiverdb::Error::Storage(e.to_string()))?;
     let store = VectorStore::builder()
         .path(dir.path())
         .embeddings(HashingEmbeddings::new(384))
         .auto_id(true)
         .open()?;
-    let texts: Vec<String> = (0..1000)
+    let n = if what == "delete" { 200 * bursts } else { 1000 };
+    let docs: Vec<Document> = (0..n)
         .map(|i| {
-            format!(
+            let mut m = Metadata::new();
+            m.insert("id".into(), Value::from(format!("doc_{i}")));
+            Document::new(format!(
                 "This is test document {i} with some random content: {}",
                 i * 7919 % 1000
-            )
+            ))
+            .with_metadata(m)
         })
         .collect();
-    store.add_texts(texts, None, None)?;
+    store.add_documents(docs, None)?;
     let (mut sync_ms, mut async_ms) = (Vec::new(), Vec::new());
     for round in 0..bursts {
         let t = Instant::now();
         let tasks: Vec<_> = (0..100)
             .map(|i| {
-                let s = store.clone();
-                let what = what.clone();
-                tokio::spawn(async move {
-                    if what == "add" {
-                        s.aadd_texts([format!("async doc {round} {i}")], None, None)
-                            .await
-                            .map(|_| ())
-                    } else {
-                        s.asimilarity_search(
-                            &format!("test document {}", i % 50),
-                            &SearchOptions::k(3),
-                        )
-                        .await
-                        .map(|_| ())
-                    }
-                })
+                let (s, what) = (store.clone(), what.clone());
+                tokio::spawn(async move { call_async(&s, &what, round, round * 200 + i).await })
             })
             .collect();
         for t in tasks {
@@ -66,15 +102,8 @@ async fn main() -> Result<(), quiverdb::Error> {
         }
         async_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        for i in 0..100 {
-            if what == "add" {
-                store.add_texts([format!("sync doc {round} {i}")], None, None)?;
-            } else {
-                store.similarity_search(
-                    &format!("test document {}", i % 50),
-                    &SearchOptions::k(3),
-                )?;
-            }
+        for i in 100..200 {
+            call_sync(&store, &what, round, round * 200 + i)?;
         }
         sync_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
