@@ -38,6 +38,45 @@ fn commit_one(coll: &quiverdb_storage::Collection, key: &str, vector: Vec<f32>) 
     }
 }
 
+fn one_thread_pool() -> Arc<rayon::ThreadPool> {
+    Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Loads `coll` with a snapshot threshold of 10 rows, applies 12 single-row batches (each
+/// followed by the upkeep check), then waits for the background job to finish and `done`
+/// to hold (10 s at most).
+fn twelve_rows_past_a_threshold_of_ten(
+    coll: &quiverdb_storage::Collection,
+    pool: &Arc<rayon::ThreadPool>,
+    snapshot_dir: Option<std::path::PathBuf>,
+    done: impl Fn() -> bool,
+) -> Arc<LiveCollection> {
+    let mut live = LiveCollection::load(coll.clone(), pool.clone(), snapshot_dir).unwrap();
+    live.snapshot_every = 10;
+    let live = Arc::new(live);
+    for i in 0..12 {
+        live.apply(commit_one(coll, &format!("k{i}"), vec![i as f32, 1.0]))
+            .unwrap();
+        live.maybe_snapshot();
+    }
+    // The job runs on the pool; wait for it.
+    pool.install(|| {});
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while live.snapshot_running.load(Ordering::SeqCst) || !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background snapshot or prune did not happen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    live
+}
+
 #[test]
 fn background_snapshot_after_enough_changes_and_reload_uses_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,31 +84,11 @@ fn background_snapshot_after_enough_changes_and_reload_uses_it() {
     let coll = db
         .create_collection("c", quiverdb_storage::CollectionConfig::default())
         .unwrap();
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap(),
-    );
+    let pool = one_thread_pool();
     let snap = dir.path().join("snap");
-    let mut live = LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap();
-    live.snapshot_every = 10;
-    let live = Arc::new(live);
-    for i in 0..12 {
-        live.apply(commit_one(&coll, &format!("k{i}"), vec![i as f32, 1.0]))
-            .unwrap();
-        live.maybe_snapshot();
-    }
-    // The snapshot job runs on the pool; wait for it.
-    pool.install(|| {});
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while live.snapshot_running.load(Ordering::SeqCst) || !snap.join("MANIFEST").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no background snapshot"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let _live = twelve_rows_past_a_threshold_of_ten(&coll, &pool, Some(snap.clone()), || {
+        snap.join("MANIFEST").exists()
+    });
     let (index, seq) = load_snapshot(&snap).unwrap().unwrap();
     assert!(
         seq >= 10,
@@ -315,26 +334,10 @@ fn without_a_snapshot_dir_upkeep_prunes_what_every_handle_applied() {
     let coll = db
         .create_collection("c", quiverdb_storage::CollectionConfig::default())
         .unwrap();
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap(),
-    );
-    let mut live = LiveCollection::load(coll.clone(), pool.clone(), None).unwrap();
-    live.snapshot_every = 10;
-    let live = Arc::new(live);
-    for i in 0..12 {
-        live.apply(commit_one(&coll, &format!("k{i}"), vec![i as f32, 1.0]))
-            .unwrap();
-        live.maybe_snapshot();
-    }
-    pool.install(|| {});
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while live.snapshot_running.load(Ordering::SeqCst) || coll.changes_pruned_upto() < 10 {
-        assert!(std::time::Instant::now() < deadline, "no prune");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let pool = one_thread_pool();
+    let live = twelve_rows_past_a_threshold_of_ten(&coll, &pool, None, || {
+        coll.changes_pruned_upto() >= 10
+    });
     let other = LiveCollection::load(coll.clone(), pool, None).unwrap();
     assert_eq!(other.rows().len(), 12);
     assert_eq!(searched_keys(&other), searched_keys(&live));
