@@ -45,11 +45,7 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<LoadedIndex>, IndexError> {
         }
         ManifestKind::Ours(m) => {
             let idx: Arc<dyn VectorIndex> = match m.engine {
-                Engine::Flat => Arc::new(FlatIndex::from_snapshot(
-                    &m.config,
-                    &m.read_data(dir)?,
-                    dir,
-                )?),
+                Engine::Flat => Arc::new(FlatIndex::from_manifest(&m, dir)?),
                 Engine::Native => Arc::new(NativeHnsw::from_manifest(&m, dir)?),
                 Engine::HnswRs => {
                     return Err(crate::snapshot::snapshot_error(

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use quiverdb_types::{Metric, RowId};
 
 use crate::engine::{check_batch, prepare_vector, TopK};
-use crate::snapshot::{snapshot_error, write_with_manifest, Reader, Writer};
+use crate::snapshot::{snapshot_error, write_with_manifest, StreamReader, Writer};
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
 };
@@ -75,32 +75,21 @@ impl FlatIndex {
     /// Loads a snapshot written by [`VectorIndex::save_snapshot`] of this engine; returns
     /// it with the sequence number it covers.
     pub fn load(dir: &Path) -> Result<(Self, u64), IndexError> {
-        let (m, data) = crate::snapshot::read_own(dir, crate::Engine::Flat)?;
-        Ok((Self::from_snapshot(&m.config, &data, dir)?, m.seq))
+        let m = crate::snapshot::read_own_manifest(dir, crate::Engine::Flat)?;
+        Ok((Self::from_manifest(&m, dir)?, m.seq))
     }
 
-    pub(crate) fn from_snapshot(
-        config: &IndexConfig,
-        data: &[u8],
+    /// Loads the data file `m` names, decoding it as it is read (see
+    /// [`crate::snapshot::Manifest`]'s `decode_data`).
+    pub(crate) fn from_manifest(
+        m: &crate::snapshot::Manifest,
         dir: &Path,
     ) -> Result<Self, IndexError> {
+        let (ids, vectors) = m.decode_data(dir, |r| {
+            decode(&m.config, r).map_err(|d| format!("flat data: {d}"))
+        })?;
         let bad = |d: String| snapshot_error(dir, format!("flat data: {d}"));
-        let mut r = Reader::new(data);
-        if r.take(8, "magic").map_err(bad)? != MAGIC {
-            return Err(bad("bad magic".into()));
-        }
-        let dim = r.u64("dim").map_err(bad)?;
-        if dim != config.dim as u64 {
-            return Err(bad(format!("dim {dim}, manifest says {}", config.dim)));
-        }
-        let n = r.count(8 + 4 * config.dim, "rows").map_err(bad)?;
-        let mut ids = Vec::with_capacity(n);
-        for _ in 0..n {
-            ids.push(RowId(r.u64("row id").map_err(bad)?));
-        }
-        let vectors = r.f32s(n * config.dim, "vectors").map_err(bad)?;
-        r.finish().map_err(bad)?;
-        let mut slots = HashMap::with_capacity(n);
+        let mut slots = HashMap::with_capacity(ids.len());
         for (s, &id) in ids.iter().enumerate() {
             if slots.insert(id, s).is_some() {
                 return Err(bad(format!("row {id} twice")));
@@ -109,7 +98,7 @@ impl FlatIndex {
         if let Some(x) = vectors.iter().find(|x| !x.is_finite()) {
             return Err(bad(format!("non-finite component {x}")));
         }
-        let idx = FlatIndex::new(config)?;
+        let idx = FlatIndex::new(&m.config)?;
         *idx.inner.write() = Inner {
             vectors,
             ids,
@@ -117,6 +106,27 @@ impl FlatIndex {
         };
         Ok(idx)
     }
+}
+
+/// The row ids and vectors of a flat data file (its end and checksum are the caller's).
+fn decode<R: std::io::Read>(
+    config: &IndexConfig,
+    r: &mut StreamReader<R>,
+) -> Result<(Vec<RowId>, Vec<f32>), String> {
+    if r.take(8, "magic")? != MAGIC {
+        return Err("bad magic".into());
+    }
+    let dim = r.u64("dim")?;
+    if dim != config.dim as u64 {
+        return Err(format!("dim {dim}, manifest says {}", config.dim));
+    }
+    let n = r.count(8 + 4 * config.dim, "rows")?;
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(RowId(r.u64("row id")?));
+    }
+    let vectors = r.f32s(n * config.dim, "vectors")?;
+    Ok((ids, vectors))
 }
 
 impl VectorIndex for FlatIndex {

@@ -101,61 +101,6 @@ impl Writer {
     }
 }
 
-/// Reads little-endian values; every read is bounds-checked and fails with a description.
-#[derive(Debug)]
-pub(crate) struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
-        Reader { data, pos: 0 }
-    }
-    pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| format!("truncated while reading {what} at byte {}", self.pos))?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, String> {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(self.take(8, what)?);
-        Ok(u64::from_le_bytes(b))
-    }
-    /// A count that must fit in memory: at most what the remaining bytes can hold at
-    /// `unit` bytes per item.
-    pub(crate) fn count(&mut self, unit: usize, what: &str) -> Result<usize, String> {
-        let n = self.u64(what)?;
-        let left = (self.data.len() - self.pos) as u64;
-        if n.saturating_mul(unit.max(1) as u64) > left {
-            return Err(format!("{what} = {n} exceeds the remaining {left} bytes"));
-        }
-        Ok(n as usize)
-    }
-    pub(crate) fn f32s(&mut self, n: usize, what: &str) -> Result<Vec<f32>, String> {
-        let bytes = self.take(n.checked_mul(4).ok_or("overflow")?, what)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-    pub(crate) fn finish(&self) -> Result<(), String> {
-        if self.pos == self.data.len() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} unexpected trailing bytes",
-                self.data.len() - self.pos
-            ))
-        }
-    }
-}
-
 /// Reads little-endian values from a data file of known length in one sequential pass,
 /// through a small reused buffer, checksumming as it goes: a large snapshot is decoded
 /// straight into the index's own memory instead of first into a copy of the whole file.
@@ -259,7 +204,11 @@ impl<R: std::io::Read> StreamReader<R> {
 
     pub(crate) fn u64(&mut self, what: &str) -> Result<u64, String> {
         let mut b = [0u8; 8];
-        b.copy_from_slice(&self.take(8, what)?);
+        let mut at = 0;
+        self.each_piece(8, what, |p| {
+            b[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        })?;
         Ok(u64::from_le_bytes(b))
     }
 
@@ -409,9 +358,14 @@ mod tests {
         let mut w = Writer::default();
         w.u64(1 << 40);
         w.u32s([7]);
-        let mut r = Reader::new(&w.buf);
+        let len = w.buf.len() as u64;
+        let mut r = StreamReader::new(&w.buf[..], len);
         assert!(r.count(4, "n").is_err());
-        let mut r = Reader::new(&w.buf[..3]);
-        assert!(r.u64("x").is_err());
+        // Declared 3 bytes: an 8-byte read is refused before reading.
+        let mut r = StreamReader::new(&w.buf[..3], 3);
+        assert!(r.u64("x").unwrap_err().contains("truncated"));
+        // Declared 12 but the file has 3: the read fails when the file ends.
+        let mut r = StreamReader::new(&w.buf[..3], len);
+        assert!(r.u64("x").unwrap_err().contains("file ends"));
     }
 }

@@ -147,22 +147,6 @@ pub(crate) fn read_manifest(dir: &Path) -> Result<ManifestKind, IndexError> {
 }
 
 impl Manifest {
-    /// Reads the single data file and checks its length and checksum.
-    pub(crate) fn read_data(&self, dir: &Path) -> Result<Vec<u8>, IndexError> {
-        let (entry, path) = self.data_file(dir)?;
-        let data = fs::read(&path).map_err(|e| snapshot_error(&path, format!("reading: {e}")))?;
-        if data.len() as u64 != entry.len {
-            return Err(snapshot_error(
-                &path,
-                format!("length {} but the manifest says {}", data.len(), entry.len),
-            ));
-        }
-        if checksum(&data) != entry.checksum {
-            return Err(snapshot_error(&path, "checksum mismatch"));
-        }
-        Ok(data)
-    }
-
     /// The single data file, its length checked, to be decoded in one streaming pass;
     /// `decode` reads it and returns the engine, and the data's checksum is checked after
     /// the last byte (an engine built from bad bytes is dropped, never returned).
@@ -215,13 +199,6 @@ impl Manifest {
         }
         Ok((entry, dir.join(&entry.name)))
     }
-}
-
-/// Reads the manifest and data file of a snapshot that `engine` must have written.
-pub(crate) fn read_own(dir: &Path, engine: Engine) -> Result<(Manifest, Vec<u8>), IndexError> {
-    let m = read_own_manifest(dir, engine)?;
-    let data = m.read_data(dir)?;
-    Ok((m, data))
 }
 
 /// Reads the manifest of a snapshot that `engine` must have written.
