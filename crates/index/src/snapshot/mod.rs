@@ -12,7 +12,7 @@
 //!
 //! Reading trusts nothing: the manifest's magic, format version, length and checksum are
 //! checked before its body is interpreted. The data file is decoded as it is read, in one
-//! pass through a small buffer ([`StreamReader`]): its length must match the manifest, every
+//! pass through a small buffer (`StreamReader`): its length must match the manifest, every
 //! read is bounds-checked against it, the decoder validates what it builds (for the native
 //! engine, every invariant of its `check_integrity`), and the checksum is compared after the
 //! last byte; an engine decoded from bytes that fail it is dropped, never returned. Anything
