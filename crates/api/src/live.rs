@@ -97,6 +97,8 @@ pub(crate) struct LiveCollection {
     /// `NO_SNAPSHOT` when there is none. A snapshot at the applied seq is not rewritten.
     snapshot_seq: AtomicU64,
     snapshot_running: AtomicBool,
+    /// Held while a snapshot is written (they share the directory's files).
+    snapshot_writer: Mutex<()>,
     snapshot_every: usize,
     compacting: AtomicBool,
     removed_since_compaction: AtomicUsize,
@@ -176,6 +178,7 @@ impl LiveCollection {
             changed_since_snapshot: AtomicUsize::new(0),
             snapshot_seq: AtomicU64::new(NO_SNAPSHOT),
             snapshot_running: AtomicBool::new(false),
+            snapshot_writer: Mutex::new(()),
             snapshot_every: SNAPSHOT_EVERY_ROWS,
             compacting: AtomicBool::new(false),
             removed_since_compaction: AtomicUsize::new(0),
@@ -282,56 +285,45 @@ impl LiveCollection {
         Ok(Some(index))
     }
 
-    /// Writes an index snapshot tagged with the applied sequence number, then prunes the
-    /// change-log entries it covers.
+    /// Writes an index snapshot, then prunes the change-log entries it covers.
+    ///
+    /// The snapshot is tagged with the applied sequence number read *before* the index is
+    /// taken and encoded: it holds every batch up to that number, and maybe parts of later
+    /// ones applied meanwhile, which a load replays idempotently (an insert of a row the
+    /// snapshot holds is skipped, a removal repeated). So no applier lock is held: writers
+    /// are never held up by a snapshot being encoded, written and fsynced (at 100,000
+    /// documents a blocked upsert of 100 took 0.22 s instead of 0.03 s). Snapshot writers
+    /// take turns (`snapshot_writer`), since they share the directory's files.
     pub fn save_snapshot(&self) -> Result<()> {
-        let (Some(dir), Some(index)) = (&self.snapshot_dir, self.index()) else {
+        let Some(dir) = &self.snapshot_dir else {
             return Ok(());
         };
         let written = {
-            let _apply = self.lock_applier();
-            self.save_snapshot_locked(dir, index.as_ref())?
+            let _one_writer = self.snapshot_writer.lock();
+            let changed = self.changed_since_snapshot.load(Ordering::SeqCst);
+            let seq = self.applied_seq.load(Ordering::SeqCst);
+            // Taken after `seq`: whatever index is current holds every batch up to it.
+            let Some(index) = self.index() else {
+                return Ok(());
+            };
+            if self.snapshot_seq.load(Ordering::SeqCst) == seq {
+                None // the snapshot on disk already holds every applied change
+            } else {
+                index.save_snapshot(dir, seq)?;
+                self.snapshot_seq.store(seq, Ordering::SeqCst);
+                // Changes applied while it was written still count toward the next one.
+                let _ = self.changed_since_snapshot.fetch_update(
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                    |c| Some(c.saturating_sub(changed)),
+                );
+                Some(seq)
+            }
         };
         if let Some(seq) = written {
             self.prune_changes(seq);
         }
         Ok(())
-    }
-
-    /// Like [`Self::save_snapshot`], but gives up (returns `Ok(false)`) when a batch is being
-    /// applied: a pool thread must never block on the applier, whose holder may be waiting
-    /// for the pool in `insert_batch` (with a one-thread pool that would deadlock).
-    fn try_save_snapshot(&self) -> Result<bool> {
-        let (Some(dir), Some(index)) = (&self.snapshot_dir, self.index()) else {
-            return Ok(true);
-        };
-        let written = {
-            let Some(_apply) = self.try_lock_applier() else {
-                return Ok(false);
-            };
-            self.save_snapshot_locked(dir, index.as_ref())?
-        };
-        if let Some(seq) = written {
-            self.prune_changes(seq);
-        }
-        Ok(true)
-    }
-
-    /// Returns the sequence number of the snapshot it wrote, `None` when the one on disk
-    /// was already current.
-    fn save_snapshot_locked(
-        &self,
-        dir: &std::path::Path,
-        index: &dyn VectorIndex,
-    ) -> Result<Option<u64>> {
-        let seq = self.applied_seq.load(Ordering::SeqCst);
-        if self.snapshot_seq.load(Ordering::SeqCst) == seq {
-            return Ok(None); // the snapshot on disk already holds every applied change
-        }
-        index.save_snapshot(dir, seq)?;
-        self.snapshot_seq.store(seq, Ordering::SeqCst);
-        self.changed_since_snapshot.store(0, Ordering::SeqCst);
-        Ok(Some(seq))
     }
 
     /// Prunes the change-log entries up to `seq`, which a snapshot on disk covers. Runs
@@ -397,21 +389,26 @@ impl LiveCollection {
             return;
         }
         let live = self.clone();
-        if self.snapshot_dir.is_none() {
-            self.changed_since_snapshot.store(0, Ordering::SeqCst);
-            self.pool.spawn(move || {
-                live.prune_changes(live.applied_seq.load(Ordering::SeqCst));
+        // Its own thread, not the CPU pool: writing and fsyncing a large snapshot would
+        // take a pool thread from searches for as long (at 100,000 documents, 100 async
+        // searches right after a bulk load ran no faster than blocking ones: 1.0x, against
+        // 1.7x without the snapshot).
+        let spawned = std::thread::Builder::new()
+            .name("quiverdb-snapshot".into())
+            .spawn(move || {
+                if live.snapshot_dir.is_none() {
+                    // No loader ever replays the log of a temporary database.
+                    live.changed_since_snapshot.store(0, Ordering::SeqCst);
+                    live.prune_changes(live.applied_seq.load(Ordering::SeqCst));
+                } else if let Err(e) = live.save_snapshot() {
+                    tracing::warn!(collection = live.coll.name(), error = %e, "background index snapshot failed");
+                }
                 live.snapshot_running.store(false, Ordering::SeqCst);
             });
-            return;
+        if let Err(e) = spawned {
+            tracing::warn!(collection = self.coll.name(), error = %e, "could not start a background snapshot");
+            self.snapshot_running.store(false, Ordering::SeqCst);
         }
-        self.pool.spawn(move || {
-            // Busy applier: skipped; the next write past the threshold tries again.
-            if let Err(e) = live.try_save_snapshot() {
-                tracing::warn!(collection = live.coll.name(), error = %e, "background index snapshot failed");
-            }
-            live.snapshot_running.store(false, Ordering::SeqCst);
-        });
     }
 
     pub fn index(&self) -> Option<Arc<dyn VectorIndex>> {

@@ -358,3 +358,89 @@ fn merge_keeps_the_net_effect() {
     assert_eq!(ins, vec![11, 12]);
     assert_eq!(rem, vec![RowId(1)]);
 }
+
+/// Snapshots are written while batches are applied (no applier lock is held for them).
+/// Every one of them must hold each batch up to its tag (it may hold parts of later ones):
+/// a row inserted by a batch at or below the tag is in it unless a batch at or below the
+/// tag removed it, and a row removed at or below the tag is not. A load takes the last one
+/// (no rebuild) and answers exactly as storage says.
+#[test]
+fn snapshots_written_during_writes_cover_their_tag_and_load_without_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap");
+    let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
+    let coll = db
+        .create_collection("c", quiverdb_storage::CollectionConfig::default())
+        .unwrap();
+    let pool = one_thread_pool();
+    let live =
+        Arc::new(LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap());
+    let done = AtomicBool::new(false);
+    // (seq, row, inserted?) of every batch, in order.
+    let mut ops: Vec<(u64, RowId, bool)> = Vec::new();
+    let taken = std::thread::scope(|scope| {
+        let snapshots = scope.spawn(|| {
+            let mut taken = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                let before = live.snapshot_seq.load(Ordering::SeqCst);
+                live.save_snapshot().unwrap();
+                if live.snapshot_seq.load(Ordering::SeqCst) != before {
+                    taken.push(load_snapshot(&snap).unwrap().unwrap());
+                }
+            }
+            taken
+        });
+        for i in 0..400 {
+            let b = commit_one(&coll, &format!("k{i}"), vec![i as f32, 1.0]);
+            ops.push((b.seq, b.inserted[0].row, true));
+            live.apply(b).unwrap();
+            if i % 4 == 3 {
+                let b = delete_one(&coll, &format!("k{}", i - 2));
+                ops.push((b.seq, b.removed[0], false));
+                live.apply(b).unwrap();
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+        snapshots.join().unwrap()
+    });
+    assert!(
+        taken.len() >= 2,
+        "only {} snapshots were written during the writes",
+        taken.len()
+    );
+    for (index, tag) in &taken {
+        for &(seq, row, inserted) in ops.iter().filter(|o| o.0 <= *tag) {
+            let removed_by_tag = ops.iter().any(|o| o.1 == row && !o.2 && o.0 <= *tag);
+            if inserted && !removed_by_tag {
+                assert!(
+                    index.contains(row),
+                    "snapshot {tag} lacks row {row:?} of batch {seq}"
+                );
+            }
+            if !inserted {
+                assert!(
+                    !index.contains(row),
+                    "snapshot {tag} still has row {row:?} removed by batch {seq}"
+                );
+            }
+        }
+    }
+    let expected: Vec<String> = {
+        let mut k: Vec<String> = (0..400)
+            .filter(|i| i % 4 != 1)
+            .map(|i| Pk::Str(format!("k{i}")).to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(searched_keys(&live), expected);
+    let on_disk = live.snapshot_seq.load(Ordering::SeqCst);
+    drop(live);
+    let again = LiveCollection::load(coll, pool, Some(snap)).unwrap();
+    assert_eq!(
+        again.snapshot_seq.load(Ordering::SeqCst),
+        on_disk,
+        "the load rebuilt instead of using the snapshot"
+    );
+    assert_eq!(searched_keys(&again), expected);
+}
