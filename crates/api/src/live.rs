@@ -13,6 +13,10 @@
 //!   written index snapshot are pruned after the snapshot is on disk.
 //! * Should the log still have been pruned past `applied_seq` (`ChangesPruned`), the rows
 //!   and the index are rebuilt from storage instead: no change is ever silently skipped.
+//! * An index snapshot tagged `S` holds every batch `<= S` and possibly parts of later
+//!   ones (it is written without the applier lock, `S` read before the index is encoded);
+//!   a load replays the batches after `S` idempotently and checks the result against the
+//!   rows.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
