@@ -3,16 +3,37 @@
 //! `async_vs_sync` times each row once, as the tutorial does).
 //!
 //! ```text
-//! cargo run --release -p quiverdb --example async_bursts -- search|add|delete [BURSTS]
+//! cargo run --release -p quiverdb --example async_bursts -- search|add|add-new|delete [BURSTS]
 //! ```
 //! `search`: k = 3 similarity searches over 1,000 documents. `add`: one document per call
-//! (the collection grows by 200 per burst). `delete`: one delete per call by the demo's
-//! filter `id == 'doc_i'`, distinct documents each time, over a collection of 200 per burst.
+//! (the collection grows by 200 per burst). `add-new`: the demo's add rows, each burst into
+//! a new, empty collection (`drop_old`) on the same path, documents with the demo's
+//! metadata. `delete`: one delete per call by the demo's filter `id == 'doc_i'`, distinct
+//! documents each time, over a collection of 200 per burst.
 
 use std::time::Instant;
 
 use quiverdb::types::{Metadata, Value};
 use quiverdb::{Document, HashingEmbeddings, SearchOptions, VectorStore};
+
+/// Documents `ids` with the demo's text and metadata (`id`, `score`, `category`).
+fn docs(ids: std::ops::Range<usize>) -> Vec<Document> {
+    ids.map(|i| {
+        let mut m = Metadata::new();
+        m.insert("id".into(), Value::from(format!("doc_{i}")));
+        m.insert(
+            "score".into(),
+            Value::Float((i * 7919 % 1000) as f64 / 1000.0),
+        );
+        m.insert("category".into(), Value::from(format!("cat_{}", i % 5)));
+        Document::new(format!(
+            "This is test document {i} with some random content: {}",
+            i * 7919 % 1000
+        ))
+        .with_metadata(m)
+    })
+    .collect()
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -31,6 +52,7 @@ async fn call_async(
             .aadd_texts([format!("async doc {round} {i}")], None, None)
             .await
             .map(|_| ()),
+        "add-new" => store.aadd_documents(docs(i..i + 1), None).await.map(|_| ()),
         "delete" => {
             let n = store
                 .adelete(None, Some(&format!("id == 'doc_{i}'")))
@@ -50,6 +72,7 @@ fn call_sync(store: &VectorStore, what: &str, round: usize, i: usize) -> quiverd
         "add" => store
             .add_texts([format!("sync doc {round} {i}")], None, None)
             .map(|_| ()),
+        "add-new" => store.add_documents(docs(i..i + 1), None).map(|_| ()),
         "delete" => {
             let n = store.delete(None, Some(&format!("id == 'doc_{i}'")))?;
             assert_eq!(n, 1, "doc_{i}");
@@ -69,26 +92,26 @@ async fn main() -> Result<(), quiverdb::Error> {
         .and_then(|b| b.parse().ok())
         .unwrap_or(if what == "search" { 200 } else { 30 });
     let dir = tempfile::tempdir().map_err(|e| quiverdb::Error::Storage(e.to_string()))?;
-    let store = VectorStore::builder()
-        .path(dir.path())
-        .embeddings(HashingEmbeddings::new(384))
-        .auto_id(true)
-        .open()?;
-    let n = if what == "delete" { 200 * bursts } else { 1000 };
-    let docs: Vec<Document> = (0..n)
-        .map(|i| {
-            let mut m = Metadata::new();
-            m.insert("id".into(), Value::from(format!("doc_{i}")));
-            Document::new(format!(
-                "This is test document {i} with some random content: {}",
-                i * 7919 % 1000
-            ))
-            .with_metadata(m)
-        })
-        .collect();
-    store.add_documents(docs, None)?;
+    let open = |drop_old: bool| {
+        VectorStore::builder()
+            .path(dir.path())
+            .embeddings(HashingEmbeddings::new(384))
+            .auto_id(true)
+            .drop_old(drop_old)
+            .open()
+    };
+    let mut store = open(false)?;
+    let n = match what.as_str() {
+        "delete" => 200 * bursts,
+        "add-new" => 0,
+        _ => 1000,
+    };
+    store.add_documents(docs(0..n), None)?;
     let (mut sync_ms, mut async_ms) = (Vec::new(), Vec::new());
     for round in 0..bursts {
+        if what == "add-new" {
+            store = open(true)?;
+        }
         let t = Instant::now();
         let tasks: Vec<_> = (0..100)
             .map(|i| {
@@ -101,6 +124,9 @@ async fn main() -> Result<(), quiverdb::Error> {
                 .map_err(|e| quiverdb::Error::Panicked(e.to_string()))??;
         }
         async_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if what == "add-new" {
+            store = open(true)?;
+        }
         let t = Instant::now();
         for i in 100..200 {
             call_sync(&store, &what, round, round * 200 + i)?;
