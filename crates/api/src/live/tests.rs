@@ -360,10 +360,11 @@ fn merge_keeps_the_net_effect() {
 }
 
 /// Snapshots are written while batches are applied (no applier lock is held for them).
-/// Every one of them must hold each batch up to its tag (it may hold parts of later ones):
-/// a row inserted by a batch at or below the tag is in it unless a batch at or below the
-/// tag removed it, and a row removed at or below the tag is not. A load takes the last one
-/// (no rebuild) and answers exactly as storage says.
+/// Every one of them must hold each batch up to its tag, and may hold parts of later ones:
+/// a row inserted by a batch at or below the tag is in it unless some batch removed it
+/// (a later removal may already be in), and a row removed at or below the tag is not (row
+/// ids are never reused). A load takes the last one (no rebuild) and answers exactly as
+/// storage says.
 #[test]
 fn snapshots_written_during_writes_cover_their_tag_and_load_without_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,8 +411,8 @@ fn snapshots_written_during_writes_cover_their_tag_and_load_without_a_rebuild() 
     );
     for (index, tag) in &taken {
         for &(seq, row, inserted) in ops.iter().filter(|o| o.0 <= *tag) {
-            let removed_by_tag = ops.iter().any(|o| o.1 == row && !o.2 && o.0 <= *tag);
-            if inserted && !removed_by_tag {
+            let ever_removed = ops.iter().any(|o| o.1 == row && !o.2);
+            if inserted && !ever_removed {
                 assert!(
                     index.contains(row),
                     "snapshot {tag} lacks row {row:?} of batch {seq}"
