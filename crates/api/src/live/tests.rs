@@ -38,6 +38,22 @@ fn commit_one(coll: &quiverdb_storage::Collection, key: &str, vector: Vec<f32>) 
     }
 }
 
+/// Collection `c` in a new database at `path` (the collection keeps its database open).
+fn new_collection(path: &std::path::Path) -> quiverdb_storage::Collection {
+    quiverdb_storage::Database::open(path)
+        .unwrap()
+        .create_collection("c", quiverdb_storage::CollectionConfig::default())
+        .unwrap()
+}
+
+/// Collection `c` in a new temporary database.
+fn new_temporary_collection() -> quiverdb_storage::Collection {
+    quiverdb_storage::Database::temporary()
+        .unwrap()
+        .create_collection("c", quiverdb_storage::CollectionConfig::default())
+        .unwrap()
+}
+
 fn one_thread_pool() -> Arc<rayon::ThreadPool> {
     Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -80,10 +96,7 @@ fn twelve_rows_past_a_threshold_of_ten(
 #[test]
 fn background_snapshot_after_enough_changes_and_reload_uses_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
-    let coll = db
-        .create_collection("c", quiverdb_storage::CollectionConfig::default())
-        .unwrap();
+    let coll = new_collection(&dir.path().join("db"));
     let pool = one_thread_pool();
     let snap = dir.path().join("snap");
     let _live = twelve_rows_past_a_threshold_of_ten(&coll, &pool, Some(snap.clone()), || {
@@ -103,10 +116,7 @@ fn background_snapshot_after_enough_changes_and_reload_uses_it() {
 #[test]
 fn an_unchanged_index_is_not_snapshotted_again() {
     let dir = tempfile::tempdir().unwrap();
-    let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
-    let coll = db
-        .create_collection("c", quiverdb_storage::CollectionConfig::default())
-        .unwrap();
+    let coll = new_collection(&dir.path().join("db"));
     let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap());
     let snap = dir.path().join("snap");
     let manifest = snap.join("MANIFEST");
@@ -131,10 +141,7 @@ fn an_unchanged_index_is_not_snapshotted_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_queued_while_the_applier_is_held_is_applied_on_release() {
-    let db = quiverdb_storage::Database::temporary().unwrap();
-    let coll = db
-        .create_collection("c", quiverdb_storage::CollectionConfig::default())
-        .unwrap();
+    let coll = new_temporary_collection();
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -216,10 +223,7 @@ fn a_snapshot_prunes_the_change_log_it_covers_and_reopen_answers_the_same() {
     let snap = dir.path().join("snap");
     let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap());
     let (before, left) = {
-        let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
-        let coll = db
-            .create_collection("c", quiverdb_storage::CollectionConfig::default())
-            .unwrap();
+        let coll = new_collection(&dir.path().join("db"));
         let live = LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap();
         let left = write_and_delete(&live, &coll, 30);
         let seq = coll.last_seq();
@@ -254,10 +258,7 @@ fn a_snapshot_prunes_the_change_log_it_covers_and_reopen_answers_the_same() {
 #[test]
 fn a_prune_keeps_what_another_live_handle_has_not_applied() {
     let dir = tempfile::tempdir().unwrap();
-    let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
-    let coll = db
-        .create_collection("c", quiverdb_storage::CollectionConfig::default())
-        .unwrap();
+    let coll = new_collection(&dir.path().join("db"));
     let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap());
     let snap = dir.path().join("snap");
     let a = LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap();
@@ -289,10 +290,7 @@ fn a_prune_keeps_what_another_live_handle_has_not_applied() {
 #[test]
 fn a_handle_whose_changes_were_pruned_rebuilds_from_storage() {
     let dir = tempfile::tempdir().unwrap();
-    let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
-    let coll = db
-        .create_collection("c", quiverdb_storage::CollectionConfig::default())
-        .unwrap();
+    let coll = new_collection(&dir.path().join("db"));
     let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap());
     let a = LiveCollection::load(coll.clone(), pool.clone(), Some(dir.path().join("a"))).unwrap();
     a.apply(commit_one(&coll, "first", vec![1.0, 1.0])).unwrap();
@@ -330,10 +328,7 @@ fn a_handle_whose_changes_were_pruned_rebuilds_from_storage() {
 
 #[test]
 fn without_a_snapshot_dir_upkeep_prunes_what_every_handle_applied() {
-    let db = quiverdb_storage::Database::temporary().unwrap();
-    let coll = db
-        .create_collection("c", quiverdb_storage::CollectionConfig::default())
-        .unwrap();
+    let coll = new_temporary_collection();
     let pool = one_thread_pool();
     let live = twelve_rows_past_a_threshold_of_ten(&coll, &pool, None, || {
         coll.changes_pruned_upto() >= 10
@@ -369,10 +364,7 @@ fn merge_keeps_the_net_effect() {
 fn snapshots_written_during_writes_cover_their_tag_and_load_without_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snap");
-    let db = quiverdb_storage::Database::open(dir.path().join("db")).unwrap();
-    let coll = db
-        .create_collection("c", quiverdb_storage::CollectionConfig::default())
-        .unwrap();
+    let coll = new_collection(&dir.path().join("db"));
     let pool = one_thread_pool();
     let live =
         Arc::new(LiveCollection::load(coll.clone(), pool.clone(), Some(snap.clone())).unwrap());
