@@ -329,7 +329,7 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
     let visited = &s.visited;
     s.hop
         .extend(s.links.iter().filter(|&&nb| visited.mark(nb) == Mark::New));
-    touch_ids(g, &s.hop);
+    prefetch_ids(g, &s.hop);
     let checked_1 = s.hop.len();
     for &nb in &s.hop {
         if admitted(nb) {
@@ -374,11 +374,11 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
             continue;
         }
         g.read_links(b, 0, &mut s.hop);
-        // Keep the nodes not seen yet and load their row ids up front: independent loads
-        // whose misses overlap, instead of one miss per filter call below.
+        // Keep the nodes not seen yet and prefetch their row ids up front, so their misses
+        // overlap instead of coming one per filter call below.
         let visited = &s.visited;
         s.hop.retain(|&nb| visited.mark(nb) == Mark::New);
-        touch_ids(g, &s.hop);
+        prefetch_ids(g, &s.hop);
         for &nb in &s.hop {
             checked += 1;
             if admitted(nb) {
@@ -398,10 +398,10 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
     (checked, s.fresh.len())
 }
 
-/// Loads the row ids of `slots` (independent loads: their cache misses overlap), so the
-/// filter calls that follow find them in cache.
+/// Prefetches the row ids of `slots` (their cache misses overlap), so the filter calls
+/// that follow find them in cache.
 #[inline]
-fn touch_ids(g: &Graph, slots: &[u32]) {
+fn prefetch_ids(g: &Graph, slots: &[u32]) {
     for &nb in slots {
         if let Some(id) = g.ids.get(nb as usize) {
             kernels::prefetch_line(id);
