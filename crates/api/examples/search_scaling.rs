@@ -3,9 +3,10 @@
 //! and the ratio to the smallest size — measured in one process.
 //!
 //! ```text
-//! cargo run --release -p quiverdb --example search_scaling -- [SIZES] [--dir DIR]
+//! cargo run --release -p quiverdb --example search_scaling -- [SIZES] [--dir DIR] [--rounds R]
 //! ```
-//! `SIZES` defaults to `1000,100000`. With `--dir`, each collection is kept there
+//! `SIZES` defaults to `1000,100000`; `--rounds R` (default 15) sets how many timed bursts of 100
+//! searches each size gets. With `--dir`, each collection is kept there
 //! (`docs_N`) and reused by later runs, so a 1,000,000-document collection is built once.
 
 use std::path::PathBuf;
@@ -62,10 +63,16 @@ fn open(dir: &std::path::Path, n: usize) -> Result<VectorStore, quiverdb::Error>
 fn main() -> Result<(), quiverdb::Error> {
     let mut sizes = vec![1_000usize, 100_000];
     let mut dir: Option<PathBuf> = None;
+    let mut rounds = 15;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--dir" {
             dir = args.next().map(PathBuf::from);
+        } else if a == "--rounds" {
+            rounds = args
+                .next()
+                .and_then(|r| r.parse().ok())
+                .expect("--rounds takes a count");
         } else {
             sizes = a
                 .split(',')
@@ -80,7 +87,6 @@ fn main() -> Result<(), quiverdb::Error> {
         .map(|&n| open(&dir, n))
         .collect::<Result<Vec<_>, _>>()?;
     let opts = SearchOptions::k(3);
-    let rounds = 15;
     let mut medians = vec![Vec::new(); sizes.len()];
     // Interleave sizes round by round so machine noise hits them alike.
     for _ in 0..rounds {

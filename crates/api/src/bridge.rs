@@ -1,5 +1,6 @@
 //! Runs CPU work on a rayon pool from async code, without blocking the caller's executor.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -10,10 +11,11 @@ use crate::{Error, Result};
 ///
 /// Many concurrent async calls each need a few microseconds of CPU (a search over a small
 /// collection, an embedding). Spawning one rayon job per call costs a thread wake-up per
-/// call; instead, calls push their job on a queue, and a *drainer* job (at most one is
-/// pending at a time) takes every queued job at once and runs them in parallel on the pool
-/// ([`drain`]). Under load this turns N wake-ups into a few, and single calls pay one
-/// wake-up as before.
+/// call; instead, calls push their job on a queue, and *drainers* — at most one per pool
+/// thread — take jobs from it one at a time until it is empty ([`drain`]). Under load this
+/// turns N wake-ups into one per pool thread, each drainer takes its next job only when it
+/// is free (so a burst is spread evenly and a slow job holds up no other), and single calls
+/// pay one wake-up as before.
 #[derive(Clone)]
 pub(crate) struct CpuPool {
     pool: Arc<rayon::ThreadPool>,
@@ -21,14 +23,15 @@ pub(crate) struct CpuPool {
 }
 
 /// A queued call: runs its work and returns how to hand the result over (sending it wakes
-/// the awaiting task, so results are sent per chunk of jobs; see [`drain`]).
+/// the awaiting task, so results are sent in batches; see [`drain`]).
 type Job = Box<dyn FnOnce() -> Deliver + Send>;
 type Deliver = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
 struct Queue {
-    jobs: Vec<Job>,
-    draining: bool,
+    jobs: VecDeque<Job>,
+    /// Drainers started and not yet finished; never more than the pool's threads.
+    drainers: usize,
 }
 
 impl std::fmt::Debug for CpuPool {
@@ -97,8 +100,10 @@ impl CpuPool {
         });
         let start_drainer = {
             let mut q = self.queue.lock();
-            q.jobs.push(job);
-            !std::mem::replace(&mut q.draining, true)
+            q.jobs.push_back(job);
+            let start = q.drainers < self.pool.current_num_threads();
+            q.drainers += usize::from(start);
+            start
         };
         if start_drainer {
             let queue = self.queue.clone();
@@ -112,39 +117,39 @@ impl CpuPool {
     }
 }
 
-/// Jobs run back to back on one pool thread before their results are handed over.
-const DELIVER_CHUNK: usize = 8;
+/// Most results a drainer holds back before handing them over.
+const DELIVER_BATCH: usize = 8;
 
-/// Takes every queued job and runs them in parallel on the pool, as chunks: this thread
-/// runs one chunk, the others are spawned. The drainer role is given up as soon as the
-/// jobs are taken, so a job queued meanwhile starts a new drainer on a free pool thread
-/// instead of waiting behind a slow job (while every pool thread is busy, the new drainer
-/// waits in rayon's queue and jobs keep gathering behind it: batching under load).
+/// Runs queued jobs, one at a time in arrival order, until the queue is empty.
 ///
-/// Results are handed over per chunk, not one by one: each hand-over may wake a task's
-/// executor thread, which then competes with the pool for the cores. A chunk is small
-/// enough that a slow job delays few others, and there are at least as many chunks as
-/// pool threads. Jobs catch their own panics, so a panic never unwinds through here.
-fn drain(queue: &Arc<Mutex<Queue>>) {
-    let mut jobs = {
-        let mut q = queue.lock();
-        q.draining = false;
-        std::mem::take(&mut q.jobs)
-    };
-    let per_chunk = jobs
-        .len()
-        .div_ceil(rayon::current_num_threads())
-        .clamp(1, DELIVER_CHUNK);
-    while jobs.len() > per_chunk {
-        let chunk = jobs.split_off(jobs.len() - per_chunk);
-        rayon::spawn(move || run_chunk(chunk));
+/// Results are handed over in batches of up to [`DELIVER_BATCH`], and at once when the
+/// queue runs dry: each hand-over may wake a task's executor thread, which then competes
+/// with the pool for the cores, so a burst of calls wakes few of them; a lone call is not
+/// delayed. Jobs catch their own panics, so a panic never unwinds through here and the
+/// drainer count stays true.
+fn drain(queue: &Mutex<Queue>) {
+    let mut delivers: Vec<Deliver> = Vec::with_capacity(DELIVER_BATCH);
+    loop {
+        let job = {
+            let mut q = queue.lock();
+            match q.jobs.pop_front() {
+                Some(job) => job,
+                None if delivers.is_empty() => {
+                    q.drainers -= 1;
+                    return;
+                }
+                None => {
+                    drop(q);
+                    delivers.drain(..).for_each(|d| d());
+                    continue;
+                }
+            }
+        };
+        delivers.push(job());
+        if delivers.len() == DELIVER_BATCH {
+            delivers.drain(..).for_each(|d| d());
+        }
     }
-    run_chunk(jobs);
-}
-
-fn run_chunk(chunk: Vec<Job>) {
-    let delivers: Vec<Deliver> = chunk.into_iter().map(|job| job()).collect();
-    delivers.into_iter().for_each(|d| d());
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -234,5 +239,49 @@ mod tests {
             sum += t.await.unwrap().unwrap();
         }
         assert_eq!(sum, 2 * (0..500u64).sum::<u64>());
+        // Every drainer finished: none is counted that could keep a later call from
+        // starting one (which would leave that call waiting forever).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while pool.queue.lock().drainers > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a drainer never finished"
+            );
+            std::thread::yield_now();
+        }
+        assert!(pool.queue.lock().jobs.is_empty());
+        assert_eq!(pool.run(|| Ok(7)).await.unwrap(), 7);
+    }
+
+    /// Never more drainers than pool threads, however many calls arrive at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drainers_never_outnumber_pool_threads() {
+        let pool = CpuPool::new(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        ));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..200u64)
+            .map(|i| {
+                let (p, most) = (pool.clone(), most.clone());
+                let queue = pool.queue.clone();
+                tokio::spawn(async move {
+                    p.run(move || {
+                        let now = queue.lock().drainers;
+                        most.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                        Ok(i)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().unwrap(), i as u64);
+        }
+        let most = most.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((1..=2).contains(&most), "{most} drainers at once");
     }
 }
