@@ -136,9 +136,11 @@ fn build(args: &AnnArgs, base: &Matrix, pool: &rayon::ThreadPool) -> Result<Targ
     let target = if engine == Engine::HnswRs {
         Target::HnswRs(HnswRsIndex::new(&config).map_err(|e| e.to_string())?)
     } else if engine == Engine::Native {
-        Target::Native(Arc::new(
-            NativeHnsw::new(&config).map_err(|e| e.to_string())?,
-        ))
+        let native = NativeHnsw::new(&config).map_err(|e| e.to_string())?;
+        if let Some(from) = args.quantize_from {
+            native.set_quantize_from(from);
+        }
+        Target::Native(Arc::new(native))
     } else {
         Target::Index(other_engine(&config)?)
     };
@@ -263,6 +265,9 @@ pub fn run(args: &AnnArgs) -> Result<(), String> {
             "metric": metric, "build_s": (build_s * 1000.0).round() / 1000.0,
             "index_bytes": rss_delta, "stats_bytes": stats_bytes, "build_threads": args.threads,
         });
+        if let Target::Native(h) = &target {
+            v["quantized"] = json!(h.is_quantized());
+        }
         if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
             a.extend(b);
         }

@@ -61,6 +61,9 @@ pub struct AnnArgs {
     pub planner_crossover: Vec<f64>,
     pub seed: u64,
     pub k: usize,
+    /// Native engine: walk on 8-bit codes from this many nodes (`None`: never); unset,
+    /// the engine's default.
+    pub quantize_from: Option<Option<usize>>,
 }
 
 pub const USAGE: &str = "\
@@ -68,6 +71,7 @@ usage: quiverdb-bench ann (--base B.fvecs --query Q.fvecs [--gt G.ivecs] | --syn
          [--metric l2|ip|cosine] [--m 16] [--ef-construction 200] [--ef 16,32,64,128,256]
          [--threads 1] [--engine hnsw_rs|hnsw_rs_direct|native|flat] [--dataset NAME]
          [--filter-selectivity 0.5,0.1,0.01,0.001] [--delete-fraction 0.1,0.3 (cumulative)]
+         [--quantize-from NODES|never (native: walk on 8-bit codes from NODES nodes)]
          [--planner-crossover 0.001,0.01,0.1] [--write-synth DIR] [--seed 42] [--k 10]
 Prints one JSON line per measurement on stdout.";
 
@@ -175,6 +179,11 @@ pub fn parse_ann(args: &[String]) -> Result<AnnArgs, String> {
         )?,
         seed: one("--seed", take("seed", &mut kv).unwrap_or("42"))?,
         k: one("--k", take("k", &mut kv).unwrap_or("10"))?,
+        quantize_from: match take("quantize-from", &mut kv) {
+            None => None,
+            Some("never") => Some(None),
+            Some(n) => Some(Some(one("--quantize-from", n)?)),
+        },
     };
     if let Some(flag) = kv.keys().next() {
         return Err(format!("unknown flag --{flag}"));

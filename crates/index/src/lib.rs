@@ -47,6 +47,7 @@ pub mod hnsw_rs_engine;
 pub mod kernels;
 pub mod mmr;
 pub mod planner;
+mod quant;
 pub mod snapshot;
 mod vector_index;
 

@@ -4,7 +4,7 @@
 use parking_lot::Mutex;
 
 use super::graph::Graph;
-use super::search::{greedy, search_layer, Scratch};
+use super::search::{greedy, search_layer, Probe, Scratch};
 use crate::engine::Scored;
 
 /// The paper's neighbour selection (Malkov & Yashunin, algorithm 4, as in hnswlib): walk
@@ -55,7 +55,7 @@ pub(super) fn link(
         item: ep,
     };
     for l in (level.saturating_add(1)..=top).rev() {
-        greedy(g, qv, &mut cur, l, s);
+        greedy(g, &Probe::Exact(qv), &mut cur, l, s);
     }
     let mut chosen = Vec::with_capacity(g.m0);
     let mut shrink = Vec::with_capacity(g.m0 + 1);

@@ -69,6 +69,8 @@ impl NativeHnsw {
         };
         // 2. The new graph, built without holding anything of ours.
         let fresh = NativeHnsw::new(&self.config)?;
+        let quantize_from = self.graph.read().quantize_from;
+        fresh.graph.write().quantize_from = quantize_from;
         let items: Vec<(RowId, &[f32])> = live.iter().map(|(id, _, v)| (*id, &v[..])).collect();
         fresh.insert_batch(&items, pool)?;
         // 3. Catch up and swap, with no insert in flight: same protocol as a snapshot.

@@ -7,7 +7,13 @@
 //!   neighbours chosen with the paper's heuristic at insertion and when an overfull list
 //!   is shrunk; level-0 degree `2M`, upper `M`.
 //! * Search: greedy descent, then a beam of `max(ef, k)` at level 0 with a pooled,
-//!   generation-stamped visited set and prefetch of the next neighbour's vector.
+//!   generation-stamped visited set and prefetch of the next neighbour's vector and of the
+//!   next candidate's links. Once the vectors take [`QUANTIZE_FROM_BYTES`], the graph also
+//!   keeps 8-bit codes of them (`crate::quant`, trained on the data, again at each
+//!   doubling of the node count); searches walk on the codes — a quarter of the memory per
+//!   node — and re-rank their `ef` final candidates by the exact f32 distance, so answers
+//!   carry exact distances in exact order. Builds always use the f32 vectors. The codes
+//!   are not stored in snapshots: a load makes them (in parallel) from the vectors.
 //! * Deletes are tombstones: walked through (scored, kept as candidates), never returned;
 //!   [`NativeHnsw::repair`] relinks live nodes around them. With a filter the level-0 walk
 //!   scores admitted (live and allowed) nodes only and looks through rejected neighbours to
@@ -52,8 +58,9 @@ use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
 };
 pub use compact::{COMPACT_TOMBSTONE_FRACTION, REPAIR_TOMBSTONE_FRACTION};
+pub use graph::QUANTIZE_FROM_BYTES;
 use graph::{level_for, Graph};
-use search::{Outcome, Scratch};
+use search::{Outcome, Probe, Scratch};
 
 /// Nodes scored per unit of `ef`, while the result list is not yet full, before a
 /// filtered (or tombstone-heavy) search gives up walking and scans exactly (a safety net:
@@ -111,6 +118,22 @@ impl NativeHnsw {
     /// Meant for a quiescent index (tests, after loading a snapshot).
     pub fn check_integrity(&self) -> Result<(), String> {
         self.graph.read().check_integrity()
+    }
+
+    /// From how many nodes searches walk on 8-bit codes of the vectors (re-ranking their
+    /// final candidates exactly); `None`: never. The default is the node count whose
+    /// vectors take [`QUANTIZE_FROM_BYTES`]. Takes effect at once (coding or dropping
+    /// the codes under the write lock), and is kept through compactions; not stored in
+    /// snapshots.
+    pub fn set_quantize_from(&self, nodes: Option<usize>) {
+        self.graph
+            .write()
+            .set_quantize_from(nodes.unwrap_or(usize::MAX), false);
+    }
+
+    /// Whether searches currently walk on 8-bit codes.
+    pub fn is_quantized(&self) -> bool {
+        self.graph.read().sq8.is_some()
     }
 
     /// How many searches so far hit the work bound and were answered by an exact scan.
@@ -339,7 +362,18 @@ impl NativeHnsw {
         let mut s = self.take_scratch();
         let mut out = Vec::with_capacity(params.k.min(1024));
         let g = self.graph.read();
-        let outcome = search::search_query(&g, &q, params.k, ef, budget, filter, &mut s, &mut out);
+        let mut prepared = std::mem::take(&mut s.sq8_query);
+        let probe = match &g.sq8 {
+            Some(sq) => {
+                sq.prepare(self.config.metric, &q, &mut prepared);
+                Probe::Codes(sq, &prepared)
+            }
+            None => Probe::Exact(&q),
+        };
+        let outcome = search::search_query(
+            &g, &q, &probe, params.k, ef, budget, filter, &mut s, &mut out,
+        );
+        s.sq8_query = prepared;
         if outcome == Outcome::Exhausted {
             self.exact_fallbacks.fetch_add(1, Relaxed);
             out = search::exact_scan(&g, &q, params.k, filter);

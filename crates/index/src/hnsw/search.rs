@@ -9,7 +9,32 @@ use quiverdb_types::RowId;
 use super::graph::Graph;
 use crate::engine::{Scored, TopK};
 use crate::kernels;
+use crate::quant::{Sq8, Sq8Query};
 use crate::Neighbor;
+
+/// How a walk scores nodes: against their f32 vectors, or against their 8-bit codes (a
+/// quarter of the memory to fetch per node; the query walk then re-ranks its final
+/// candidates exactly, see [`search_query`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Probe<'a> {
+    Exact(&'a [f32]),
+    Codes(&'a Sq8, &'a Sq8Query),
+}
+
+impl Probe<'_> {
+    #[inline]
+    fn dist(&self, g: &Graph, slot: u32) -> f32 {
+        match *self {
+            Probe::Exact(q) => g.dist(q, g.vector(slot)),
+            Probe::Codes(sq, p) => sq.distance(&g.kernels, p, g.code(slot)),
+        }
+    }
+
+    #[inline]
+    fn codes(&self) -> bool {
+        matches!(self, Probe::Codes(..))
+    }
+}
 
 /// A visited set reset in O(1): a node is visited when its stamp equals the current
 /// generation, and rejected (by a filter, in this query) when it equals the generation
@@ -88,6 +113,8 @@ pub(super) struct Scratch {
     blocked: Vec<u32>,
     fresh: Vec<u32>,
     pub(super) layer: Vec<Scored<u32>>,
+    /// The query prepared for code distances (kept for its buffer).
+    pub(super) sq8_query: Sq8Query,
 }
 
 type Dist = Scored<u32>;
@@ -98,7 +125,13 @@ type Dist = Scored<u32>;
 /// -> 14,251 / 14,202), same recall.
 const PREFETCH_AHEAD: usize = 2;
 
-fn prefetch_node(g: &Graph, slot: u32) {
+fn prefetch_node(g: &Graph, slot: u32, codes: bool) {
+    if codes {
+        for line in g.code(slot).iter().step_by(64) {
+            kernels::prefetch_line(line);
+        }
+        return;
+    }
     let v = g.vector(slot);
     // One hint per 64-byte line, for up to 1 KiB; the hardware prefetcher follows the rest
     // of a longer row.
@@ -109,13 +142,21 @@ fn prefetch_node(g: &Graph, slot: u32) {
     }
 }
 
+/// Prefetches the level-0 link list of `slot` (every line of it).
+#[inline]
+fn prefetch_links(g: &Graph, slot: u32) {
+    for line in g.link_slot(slot, 0).iter().step_by(16) {
+        kernels::prefetch_line(line);
+    }
+}
+
 /// Moves `cur` to the closest node reachable greedily at `level`.
-pub(super) fn greedy(g: &Graph, q: &[f32], cur: &mut Dist, level: u8, s: &mut Scratch) {
+pub(super) fn greedy(g: &Graph, probe: &Probe<'_>, cur: &mut Dist, level: u8, s: &mut Scratch) {
     loop {
         let mut changed = false;
         g.read_links(cur.item, level, &mut s.links);
         for &nb in &s.links {
-            let d = g.dist(q, g.vector(nb));
+            let d = probe.dist(g, nb);
             if d < cur.dist {
                 *cur = Scored { dist: d, item: nb };
                 changed = true;
@@ -142,10 +183,10 @@ pub(super) fn search_layer(g: &Graph, q: &[f32], ep: Dist, ef: usize, level: u8,
             break;
         }
         g.read_links(c.item, level, &mut s.links);
-        expand(g, s);
+        expand(g, s, false);
         for i in 0..s.fresh.len() {
             if let Some(&next) = s.fresh.get(i + PREFETCH_AHEAD) {
-                prefetch_node(g, next);
+                prefetch_node(g, next, false);
             }
             let nb = s.fresh[i];
             let d = g.dist(q, g.vector(nb));
@@ -167,7 +208,7 @@ pub(super) fn search_layer(g: &Graph, q: &[f32], ep: Dist, ef: usize, level: u8,
 
 /// Keeps the not-yet-visited links of `s.links` in `s.fresh`, marking them visited.
 #[inline]
-fn expand(g: &Graph, s: &mut Scratch) {
+fn expand(g: &Graph, s: &mut Scratch, codes: bool) {
     s.fresh.clear();
     for &nb in &s.links {
         if s.visited.insert(nb) {
@@ -175,7 +216,7 @@ fn expand(g: &Graph, s: &mut Scratch) {
         }
     }
     for &first in s.fresh.iter().take(PREFETCH_AHEAD) {
-        prefetch_node(g, first);
+        prefetch_node(g, first, codes);
     }
 }
 
@@ -208,6 +249,7 @@ pub(super) enum Outcome {
 pub(super) fn search_query<F>(
     g: &Graph,
     q: &[f32],
+    probe: &Probe<'_>,
     k: usize,
     ef: usize,
     budget: usize,
@@ -222,12 +264,13 @@ where
     let Some((ep, top)) = g.entry() else {
         return Outcome::Done;
     };
+    let codes = probe.codes();
     let mut cur = Scored {
-        dist: g.dist(q, g.vector(ep)),
+        dist: probe.dist(g, ep),
         item: ep,
     };
     for level in (1..=top).rev() {
-        greedy(g, q, &mut cur, level, s);
+        greedy(g, probe, &mut cur, level, s);
     }
     let everyone = allow.is_none() && g.live() == g.len();
     let no_tombstones = g.live() == g.len();
@@ -254,14 +297,19 @@ where
         if c.dist > bound && s.results.len() >= ef {
             break;
         }
+        // The next node to expand is likely the best candidate now: start loading its
+        // links while this one's neighbours are scored.
+        if let Some(Reverse(next)) = s.candidates.peek() {
+            prefetch_links(g, next.item);
+        }
         g.read_links(c.item, 0, &mut s.links);
         if allow.is_none() {
             // Tombstones only: score every neighbour, dead ones too (they stay in the
             // candidates as stepping stones, never in the results). Measured against the
             // two-hop walk on 30 % deleted: ~7,400 vs ~5,700 QPS, same recall.
-            expand(g, s);
+            expand(g, s, codes);
         } else {
-            let (c, a) = expand_admitted(g, s, &admitted);
+            let (c, a) = expand_admitted(g, s, &admitted, codes);
             checked += c;
             admitted_seen += a;
             // Below ~2 % admitted the two-hop neighbourhoods stop connecting the admitted
@@ -283,10 +331,10 @@ where
         }
         for i in 0..s.fresh.len() {
             if let Some(&next) = s.fresh.get(i + PREFETCH_AHEAD) {
-                prefetch_node(g, next);
+                prefetch_node(g, next, codes);
             }
             let nb = s.fresh[i];
-            let d = g.dist(q, g.vector(nb));
+            let d = probe.dist(g, nb);
             if s.results.len() < ef || d < bound {
                 let e = Scored { dist: d, item: nb };
                 s.candidates.push(Reverse(e));
@@ -308,6 +356,17 @@ where
     }
     s.layer.clear();
     s.layer.extend(s.results.drain());
+    if codes {
+        // Re-rank by the exact distance: the answer's order and distances are exact; the
+        // codes only chose which `ef` nodes to consider.
+        for i in 0..s.layer.len() {
+            if let Some(next) = s.layer.get(i + PREFETCH_AHEAD) {
+                prefetch_node(g, next.item, false);
+            }
+            let e = &mut s.layer[i];
+            e.dist = g.dist(q, g.vector(e.item));
+        }
+    }
     s.layer.sort_unstable();
     out.extend(s.layer.iter().take(k).map(|e| Neighbor {
         id: g.ids[e.item as usize],
@@ -320,7 +379,12 @@ where
 /// the rejected ones (closest first, as lists are kept), among their links, up to `2M`;
 /// marks them visited. Returns how many filter checks it made and how many passed.
 #[inline]
-fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) -> (usize, usize) {
+fn expand_admitted(
+    g: &Graph,
+    s: &mut Scratch,
+    admitted: &impl Fn(u32) -> bool,
+    codes: bool,
+) -> (usize, usize) {
     s.fresh.clear();
     s.blocked.clear();
     // One hop: ask the filter about the new neighbours (row ids loaded up front, as below),
@@ -393,7 +457,7 @@ fn expand_admitted(g: &Graph, s: &mut Scratch, admitted: &impl Fn(u32) -> bool) 
         }
     }
     for &first in s.fresh.iter().take(PREFETCH_AHEAD) {
-        prefetch_node(g, first);
+        prefetch_node(g, first, codes);
     }
     (checked, s.fresh.len())
 }

@@ -465,6 +465,126 @@ fn upkeep_repairs_every_tenth_and_compacts_past_thirty_percent() {
     h.check_integrity().unwrap();
 }
 
+/// Recall@10 at ef 64 against brute force, and whether every hit's distance is the exact
+/// one (bit for bit: the same kernel on the stored vector) in ascending order.
+fn recall_and_exact_distances(h: &NativeHnsw, metric: Metric, data: &[Vec<f32>]) -> (f64, bool) {
+    let queries = random_set(40, data[0].len(), 77);
+    let (mut hits, mut exact) = (0, true);
+    for q in &queries {
+        let mut qn = q.clone();
+        if metric == Metric::Cosine {
+            crate::kernels::normalize(&mut qn);
+        }
+        let mut truth: Vec<(f32, u64)> = (0..data.len() as u64)
+            .map(|i| {
+                let v = h.vector(RowId(i)).unwrap();
+                (crate::kernels::distance(metric, &qn, &v), i)
+            })
+            .collect();
+        truth.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let got = h.search(q, p(10, 64), None).unwrap();
+        assert_eq!(got.len(), 10);
+        hits += got
+            .iter()
+            .filter(|n| truth[..10].iter().any(|t| t.1 == n.id.0))
+            .count();
+        for (i, n) in got.iter().enumerate() {
+            let v = h.vector(n.id).unwrap();
+            exact &= n.distance == crate::kernels::distance(metric, &qn, &v);
+            exact &= i == 0 || got[i - 1].distance <= n.distance;
+        }
+    }
+    (hits as f64 / (10 * queries.len()) as f64, exact)
+}
+
+/// Walks on 8-bit codes find the neighbours the f32 walk finds and answer with exact
+/// distances, for every metric; the codes follow the node count (trained at the
+/// threshold, again at each doubling) and can be switched off.
+#[test]
+fn quantized_walks_keep_recall_and_answer_exact_distances() {
+    for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
+        let mut c = cfg(metric, 32);
+        c.m = 16;
+        c.ef_construction = 100;
+        let h = NativeHnsw::new(&c).unwrap();
+        h.set_quantize_from(Some(1_000));
+        let mut data = random_set(4_000, 32, 5);
+        if metric == Metric::Ip {
+            // Unit vectors: HNSW's recall on raw inner products of these clusters is
+            // ~0.6 with or without codes, which would test nothing.
+            data.iter_mut().for_each(|v| {
+                crate::kernels::normalize(v);
+            });
+        }
+        for (i, v) in data.iter().enumerate() {
+            h.insert(RowId(i as u64), v).unwrap();
+            assert_eq!(
+                h.is_quantized(),
+                i + 1 >= 1_000,
+                "{metric:?} after {} nodes",
+                i + 1
+            );
+        }
+        h.check_integrity().unwrap();
+        let (quantized, exact) = recall_and_exact_distances(&h, metric, &data);
+        assert!(exact, "{metric:?}: a distance is not the exact one");
+        h.set_quantize_from(None);
+        assert!(!h.is_quantized());
+        h.check_integrity().unwrap();
+        let (plain, _) = recall_and_exact_distances(&h, metric, &data);
+        assert!(
+            quantized >= 0.9 && quantized >= plain - 0.02,
+            "{metric:?}: recall {quantized} on codes, {plain} on vectors"
+        );
+    }
+}
+
+/// A compaction keeps the caller's threshold (the default for 16-d would be 262,144
+/// nodes), and its rebuilt graph walks on codes again.
+#[test]
+fn compaction_keeps_the_quantize_threshold() {
+    let h = NativeHnsw::new(&cfg(Metric::L2, 16)).unwrap();
+    h.set_quantize_from(Some(300));
+    for (i, v) in random_set(1_000, 16, 3).iter().enumerate() {
+        h.insert(RowId(i as u64), v).unwrap();
+    }
+    for i in 0..400 {
+        assert!(h.remove(RowId(i)));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    assert!(h.compact(&pool).unwrap() > 0);
+    assert!(h.is_quantized(), "the compacted graph dropped its codes");
+    h.check_integrity().unwrap();
+}
+
+/// Codes are not stored: a loaded graph as large as the default threshold codes itself.
+#[test]
+fn a_loaded_graph_past_the_threshold_walks_on_codes() {
+    let dim = 4_096;
+    let n = graph::QUANTIZE_FROM_BYTES / (4 * dim) + 1;
+    let mut c = cfg(Metric::L2, dim);
+    c.m = 4;
+    c.ef_construction = 8;
+    let h = NativeHnsw::new(&c).unwrap();
+    h.set_quantize_from(None);
+    let data = random_set(n, dim, 11);
+    for (i, v) in data.iter().enumerate() {
+        h.insert(RowId(i as u64), v).unwrap();
+    }
+    assert!(!h.is_quantized());
+    let dir = tempfile::tempdir().unwrap();
+    h.save_snapshot(dir.path(), 3).unwrap();
+    let (loaded, seq) = NativeHnsw::load(dir.path()).unwrap();
+    assert_eq!(seq, 3);
+    assert!(loaded.is_quantized());
+    loaded.check_integrity().unwrap();
+    let hit = &loaded.search(&data[7], p(1, 16), None).unwrap()[0];
+    assert_eq!((hit.id, hit.distance), (RowId(7), 0.0));
+}
+
 mod snapshot_checks {
     use super::*;
 

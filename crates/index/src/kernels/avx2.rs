@@ -124,3 +124,76 @@ pub fn prefetch(p: *const f32) {
     // the x86_64 baseline.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
 }
+
+/// `sum (a[i] - step[i] * code[i])^2` over the common prefix (see `scalar::sq8_l2`).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn sq8_l2(a: &[f32], step: &[f32], code: &[u8]) -> f32 {
+    let n = a.len().min(step.len()).min(code.len());
+    let (pa, ps, pc) = (a.as_ptr(), step.as_ptr(), code.as_ptr());
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: the float loads read 8 lanes at `i` and `i + 8`, the byte loads 8 bytes
+        // there, all `< i + 16 <= n`, within every slice; unaligned loads accept any
+        // address.
+        unsafe {
+            let c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                pc.add(i).cast::<__m128i>(),
+            )));
+            let c1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                pc.add(i + 8).cast::<__m128i>(),
+            )));
+            let d0 = _mm256_fnmadd_ps(_mm256_loadu_ps(ps.add(i)), c0, _mm256_loadu_ps(pa.add(i)));
+            let d1 = _mm256_fnmadd_ps(
+                _mm256_loadu_ps(ps.add(i + 8)),
+                c1,
+                _mm256_loadu_ps(pa.add(i + 8)),
+            );
+            acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+            acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+        }
+        i += 16;
+    }
+    let mut sum = hsum(_mm256_add_ps(acc0, acc1));
+    for j in i..n {
+        let d = a[j] - step[j] * f32::from(code[j]);
+        sum += d * d;
+    }
+    sum
+}
+
+/// `sum w[i] * code[i]` over the common prefix (see `scalar::sq8_dot`).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn sq8_dot(w: &[f32], code: &[u8]) -> f32 {
+    let n = w.len().min(code.len());
+    let (pw, pc) = (w.as_ptr(), code.as_ptr());
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: as in `sq8_l2`: every load ends at or before `i + 16 <= n`.
+        unsafe {
+            let c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                pc.add(i).cast::<__m128i>(),
+            )));
+            let c1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                pc.add(i + 8).cast::<__m128i>(),
+            )));
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i)), c0, acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i + 8)), c1, acc1);
+        }
+        i += 16;
+    }
+    let mut sum = hsum(_mm256_add_ps(acc0, acc1));
+    for j in i..n {
+        sum += w[j] * f32::from(code[j]);
+    }
+    sum
+}

@@ -34,7 +34,13 @@ pub use select::available;
 /// A kernel on two equal-length slices.
 pub type KernelFn = fn(&[f32], &[f32]) -> f32;
 
-/// One instruction-set path: a name and its two primitive kernels.
+/// `sum (a[i] - step[i] * code[i])^2`: squared L2 against an 8-bit code (see `quant`).
+pub type Sq8L2Fn = fn(&[f32], &[f32], &[u8]) -> f32;
+/// `sum w[i] * code[i]`: the code-dependent part of an inner product with an 8-bit code.
+pub type Sq8DotFn = fn(&[f32], &[u8]) -> f32;
+
+/// One instruction-set path: a name, its two primitive kernels, and their counterparts
+/// against 8-bit codes.
 ///
 /// # Invariants
 /// A `KernelSet` is only ever built (by [`available`]) for an instruction set the running
@@ -44,6 +50,8 @@ pub struct KernelSet {
     name: &'static str,
     l2: KernelFn,
     dot: KernelFn,
+    sq8_l2: Sq8L2Fn,
+    sq8_dot: Sq8DotFn,
 }
 
 impl fmt::Debug for KernelSet {
@@ -78,6 +86,19 @@ impl KernelSet {
     #[inline]
     pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
         (self.dot)(a, b)
+    }
+
+    /// `sum (a[i] - step[i] * code[i])^2` over the common prefix (not clamped: callers
+    /// apply the metric's rules, see `quant::Sq8Query`).
+    #[inline]
+    pub fn sq8_l2(&self, a: &[f32], step: &[f32], code: &[u8]) -> f32 {
+        (self.sq8_l2)(a, step, code)
+    }
+
+    /// `sum w[i] * code[i]` over the common prefix.
+    #[inline]
+    pub fn sq8_dot(&self, w: &[f32], code: &[u8]) -> f32 {
+        (self.sq8_dot)(w, code)
     }
 
     /// The engine distance of `metric` (smaller is better); cosine expects normalized

@@ -19,6 +19,8 @@ pub fn available() -> Vec<KernelSet> {
                 name: "neon",
                 l2: super::neon::l2_squared,
                 dot: super::neon::dot,
+                sq8_l2: scalar::sq8_l2,
+                sq8_dot: scalar::sq8_dot,
             });
         }
     }
@@ -26,6 +28,8 @@ pub fn available() -> Vec<KernelSet> {
         name: "scalar",
         l2: scalar::l2_squared,
         dot: scalar::dot,
+        sq8_l2: scalar::sq8_l2,
+        sq8_dot: scalar::sq8_dot,
     });
     sets
 }
@@ -44,6 +48,8 @@ mod x86 {
             name: "avx2+fma",
             l2: l2_avx2,
             dot: dot_avx2,
+            sq8_l2: sq8_l2_avx2,
+            sq8_dot: sq8_dot_avx2,
         })
     }
 
@@ -52,6 +58,8 @@ mod x86 {
             name: "avx512f",
             l2: l2_avx512,
             dot: dot_avx512,
+            sq8_l2: sq8_l2_avx512,
+            sq8_dot: sq8_dot_avx512,
         })
     }
 
@@ -72,5 +80,21 @@ mod x86 {
     fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: as above.
         unsafe { avx512::dot(a, b) }
+    }
+    fn sq8_l2_avx2(a: &[f32], step: &[f32], code: &[u8]) -> f32 {
+        // SAFETY: only reachable through a KernelSet built after detecting AVX2 and FMA.
+        unsafe { avx2::sq8_l2(a, step, code) }
+    }
+    fn sq8_dot_avx2(w: &[f32], code: &[u8]) -> f32 {
+        // SAFETY: as above.
+        unsafe { avx2::sq8_dot(w, code) }
+    }
+    fn sq8_l2_avx512(a: &[f32], step: &[f32], code: &[u8]) -> f32 {
+        // SAFETY: only reachable through a KernelSet built after detecting AVX-512F.
+        unsafe { avx512::sq8_l2(a, step, code) }
+    }
+    fn sq8_dot_avx512(w: &[f32], code: &[u8]) -> f32 {
+        // SAFETY: as above.
+        unsafe { avx512::sq8_dot(w, code) }
     }
 }
