@@ -157,9 +157,9 @@ impl Graph {
         self.deleted.push(AtomicBool::new(false));
         self.slots.insert(id, slot);
         match &self.sq8 {
-            Some(_) if self.len() >= 2 * self.trained_at => self.quantize(false),
+            Some(_) if self.len() >= 2 * self.trained_at => self.quantize(),
             Some(q) => q.encode_into(&self.vectors[start..], &mut self.codes),
-            None if self.len() >= self.quantize_from => self.quantize(false),
+            None if self.len() >= self.quantize_from => self.quantize(),
             None => {}
         }
         slot
@@ -168,25 +168,44 @@ impl Graph {
     /// Trains an 8-bit quantizer on the vectors and codes every node (from then on, new
     /// nodes are coded as they are pushed). Searches then walk on the codes and re-rank
     /// their final candidates exactly (see `search::Probe`); builds keep using the
-    /// vectors. `parallel` codes on the current rayon pool: only for a graph no lock
-    /// guards yet (a rayon wait may run another job on this thread, which could want it).
-    pub(super) fn quantize(&mut self, parallel: bool) {
+    /// vectors.
+    ///
+    /// Large graphs are coded on scoped threads of their own, one per core, not on rayon:
+    /// this runs under the graph's write lock, and a thread waiting in a rayon call may
+    /// run another rayon job meanwhile — one that could be waiting for this very lock.
+    pub(super) fn quantize(&mut self) {
+        /// Nodes below which coding stays on this thread.
+        const PARALLEL_FROM: usize = 50_000;
         let q = Sq8::train(self.dim, &self.vectors);
         // As much room as the vectors have (pushes then grow both alike).
         let mut codes = Vec::with_capacity(self.vectors.capacity());
         codes.resize(self.vectors.len(), 0);
-        let rows = self.vectors.chunks_exact(self.dim);
-        if parallel {
-            use rayon::prelude::*;
-            codes
-                .par_chunks_mut(self.dim)
-                .zip(self.vectors.par_chunks_exact(self.dim))
-                .for_each(|(c, v)| q.encode(v, c));
+        let threads = if self.len() >= PARALLEL_FROM {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
-            for (c, v) in codes.chunks_exact_mut(self.dim).zip(rows) {
+            1
+        };
+        let per_thread = self.len().div_ceil(threads).max(1) * self.dim;
+        let code_all = |codes: &mut [u8], vectors: &[f32]| {
+            for (c, v) in codes
+                .chunks_exact_mut(self.dim)
+                .zip(vectors.chunks_exact(self.dim))
+            {
                 q.encode(v, c);
             }
-        }
+        };
+        std::thread::scope(|scope| {
+            let mut parts = codes
+                .chunks_mut(per_thread)
+                .zip(self.vectors.chunks(per_thread));
+            let mine = parts.next();
+            for (c, v) in parts {
+                scope.spawn(move || code_all(c, v));
+            }
+            if let Some((c, v)) = mine {
+                code_all(c, v);
+            }
+        });
         self.codes = codes;
         self.sq8 = Some(q);
         self.trained_at = self.len();
@@ -194,14 +213,14 @@ impl Graph {
 
     /// Sets how many nodes the graph needs before it keeps codes (`usize::MAX`: never);
     /// quantizes at once if it has that many, drops the codes if it now has too few.
-    pub(super) fn set_quantize_from(&mut self, nodes: usize, parallel: bool) {
+    pub(super) fn set_quantize_from(&mut self, nodes: usize) {
         self.quantize_from = nodes;
         if self.len() < nodes {
             self.sq8 = None;
             self.codes = Vec::new();
             self.trained_at = 0;
         } else if self.sq8.is_none() && self.len() > 0 {
-            self.quantize(parallel);
+            self.quantize();
         }
     }
 

@@ -128,7 +128,7 @@ impl NativeHnsw {
     pub fn set_quantize_from(&self, nodes: Option<usize>) {
         self.graph
             .write()
-            .set_quantize_from(nodes.unwrap_or(usize::MAX), false);
+            .set_quantize_from(nodes.unwrap_or(usize::MAX));
     }
 
     /// Whether searches currently walk on 8-bit codes.

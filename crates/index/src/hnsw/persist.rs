@@ -145,7 +145,7 @@ pub(super) fn decode<R: std::io::Read>(
     g.n_deleted.store(n_deleted, Relaxed);
     g.entry.store(entry, Relaxed);
     // Codes are not stored: trained on every loaded vector and made here.
-    g.set_quantize_from(g.quantize_from, true);
+    g.set_quantize_from(g.quantize_from);
     Ok(g)
 }
 
