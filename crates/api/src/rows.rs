@@ -3,7 +3,7 @@
 //! Storage is the source of truth; this map is rebuilt from it on open and kept in step
 //! with it by [`crate::live::LiveCollection`]'s applier (in storage sequence order).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -104,13 +104,14 @@ fn insert_sorted(rows: &mut Vec<RowId>, row: RowId) {
 /// filters have asked about (built on first use, then kept up to date).
 ///
 /// # Invariants
-/// * `by_pk[p] == r` iff `by_row[r].pk == p`; both maps hold exactly the live rows.
+/// * `by_pk[p] == (r, d)` iff `by_row[r] == d` and `d.pk == p`; both maps hold exactly the
+///   live rows (`by_pk` in key order, for queries that want the first rows by key).
 /// * For every indexed key `k`, `scalar[k][v]` holds exactly the live rows whose
 ///   `metadata[k]` has equality key `v`.
 #[derive(Debug, Default)]
 pub(crate) struct Rows {
     by_row: HashMap<RowId, Arc<RowData>>,
-    by_pk: HashMap<Pk, RowId>,
+    by_pk: BTreeMap<Pk, (RowId, Arc<RowData>)>,
     scalar: RwLock<HashMap<String, KeyIndex>>,
 }
 
@@ -124,7 +125,7 @@ impl Rows {
         if self.by_row.contains_key(&row) {
             return false;
         }
-        if let Some(old) = self.by_pk.insert(data.pk.clone(), row) {
+        if let Some((old, _)) = self.by_pk.insert(data.pk.clone(), (row, data.clone())) {
             // A newer version replaces an older one that was not removed explicitly.
             if let Some(old_data) = self.by_row.remove(&old) {
                 self.unindex(old, &old_data);
@@ -158,7 +159,7 @@ impl Rows {
     pub fn remove(&mut self, row: RowId) -> bool {
         match self.by_row.remove(&row) {
             Some(data) => {
-                if self.by_pk.get(&data.pk) == Some(&row) {
+                if self.by_pk.get(&data.pk).map(|e| e.0) == Some(row) {
                     self.by_pk.remove(&data.pk);
                 }
                 self.unindex(row, &data);
@@ -173,7 +174,7 @@ impl Rows {
     }
 
     pub fn row_of(&self, pk: &Pk) -> Option<RowId> {
-        self.by_pk.get(pk).copied()
+        self.by_pk.get(pk).map(|e| e.0)
     }
 
     pub fn row_ids(&self) -> impl Iterator<Item = RowId> + '_ {
@@ -186,7 +187,7 @@ impl Rows {
         let candidates: Option<Vec<RowId>> = if let Some(pks) = filter.pk_candidates() {
             Some(
                 pks.iter()
-                    .filter_map(|pk| self.by_pk.get(pk).copied())
+                    .filter_map(|pk| self.by_pk.get(pk).map(|e| e.0))
                     .collect(),
             )
         } else if let Some(hint) = filter.index_hint() {
@@ -231,8 +232,14 @@ impl Rows {
                 }
             }
         };
+        self.with_key_index(key, collect)
+    }
+
+    /// Runs `f` on the equality index of `key`, building it first if no filter asked for
+    /// that key before.
+    fn with_key_index<R>(&self, key: &str, f: impl FnOnce(&KeyIndex) -> R) -> R {
         if let Some(index) = self.scalar.read().get(key) {
-            return collect(index);
+            return f(index);
         }
         let mut scalar = self.scalar.write();
         let index = scalar.entry(key.to_owned()).or_insert_with(|| {
@@ -247,7 +254,29 @@ impl Rows {
             }
             index
         });
-        collect(index)
+        f(index)
+    }
+
+    /// Whether walking rows in key order to find the first `limit` matches should check
+    /// fewer rows than collecting all candidates: a walk checks about `limit * live /
+    /// candidates` rows when matches are spread over the keys (at worst every row, as a
+    /// filter without an index does anyway). Never for a pk list (a few direct lookups).
+    fn key_order_walk_pays(&self, filter: &Filter, limit: usize) -> bool {
+        let live = self.len();
+        if limit >= live || filter.pk_candidates().is_some() {
+            return false;
+        }
+        let candidates = match filter.index_hint() {
+            Some(hint) => self.with_key_index(&hint.key, |index| {
+                let mut keys: Vec<ScalarKey> =
+                    hint.values.iter().filter_map(ScalarKey::of).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                keys.iter().filter_map(|k| index.get(k)).map(Vec::len).sum()
+            }),
+            None => live,
+        };
+        candidates > 0 && limit.saturating_mul(live) / candidates <= candidates
     }
 
     /// Matching rows in primary-key order (deterministic output for queries).
@@ -255,8 +284,23 @@ impl Rows {
         self.matching_first(filter, usize::MAX)
     }
 
-    /// The first `limit` matching rows in primary-key order, without sorting the rest.
+    /// The first `limit` matching rows in primary-key order: by walking the rows in key
+    /// order until `limit` match when that is expected to check fewer rows than there are
+    /// candidates ([`Rows::key_order_walk_pays`]), else by collecting every candidate and
+    /// selecting the first `limit` without sorting the rest.
     pub fn matching_first(&self, filter: &Filter, limit: usize) -> Vec<Arc<RowData>> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        if self.key_order_walk_pays(filter, limit) {
+            return self
+                .by_pk
+                .values()
+                .filter(|(_, d)| filter.matches(d.as_ref()))
+                .take(limit)
+                .map(|(_, d)| d.clone())
+                .collect();
+        }
         let mut rows: Vec<&Arc<RowData>> = self
             .matching(filter)
             .into_iter()
@@ -389,6 +433,78 @@ mod tests {
         assert_eq!(
             pks(rows.matching_sorted(&odd)),
             pks(rows.matching_first(&odd, 5))
+        );
+    }
+
+    /// Both ways of finding the first rows by key (the key-order walk and select-then-sort)
+    /// answer as sorting every match would, for filters with and without an index, many
+    /// and few matches, string keys whose order is not the rows' order, and replaced rows.
+    #[test]
+    fn first_rows_by_key_agree_with_sorting_every_match() {
+        let mut rows = Rows::default();
+        let row_data = |pk: String, i: i64| {
+            let mut metadata = Metadata::new();
+            metadata.insert("cat".into(), Value::from(format!("c{}", i % 5)));
+            metadata.insert(
+                "rare".into(),
+                Value::from(if i % 97 == 0 { "y" } else { "n" }),
+            );
+            metadata.insert("n".into(), Value::Int(i));
+            Arc::new(RowData {
+                pk: Pk::Str(pk),
+                text: String::new(),
+                metadata,
+            })
+        };
+        for i in 0..600i64 {
+            // Keys in an order unrelated to the row ids.
+            let pk = format!("k{:04}", (i * 7919) % 1000);
+            rows.insert(RowId(i as u64), row_data(pk, i));
+        }
+        // Replacements: the same keys on new rows, with new metadata.
+        for i in 0..40i64 {
+            let pk = format!("k{:04}", (i * 7919) % 1000);
+            rows.insert(RowId(1_000 + i as u64), row_data(pk, i + 3));
+        }
+        let reference = |f: &Filter, limit: usize| {
+            let mut all: Vec<Pk> = rows
+                .by_row
+                .values()
+                .filter(|d| f.matches(d.as_ref()))
+                .map(|d| d.pk.clone())
+                .collect();
+            all.sort();
+            all.truncate(limit);
+            all
+        };
+        let compile = |expr: &str| {
+            let schema = quiverdb_filter::Schema::dynamic("pk", false, "text");
+            quiverdb_filter::compile(expr, &schema, &Default::default()).unwrap()
+        };
+        let mut walked = 0;
+        for expr in [
+            "cat == 'c1'",
+            "cat in ['c1', 'c3']",
+            "rare == 'y'",
+            "cat == 'c2' and n > 300",
+            "n > 550",
+            "n < 0",
+            "pk in ['k0000', 'k0919', 'k9999']",
+        ] {
+            let f = compile(expr);
+            for limit in [1, 3, 10, 100, 599, 600, 10_000] {
+                walked += usize::from(rows.key_order_walk_pays(&f, limit));
+                let got: Vec<Pk> = rows
+                    .matching_first(&f, limit)
+                    .iter()
+                    .map(|d| d.pk.clone())
+                    .collect();
+                assert_eq!(got, reference(&f, limit), "{expr}, limit {limit}");
+            }
+        }
+        assert!(
+            walked > 0 && walked < 49,
+            "both paths ran ({walked} walks of 49)"
         );
     }
 
