@@ -329,6 +329,53 @@ mod concurrency {
         assert!(found as f64 >= 0.99 * d.base.len() as f64, "{found}");
     }
 
+    /// Inserts from several threads cross the 8-bit threshold and three doublings (each a
+    /// re-training under the write lock) while other threads search: every answer carries
+    /// exact distances, in order, and the graph ends whole and walking on codes.
+    #[test]
+    fn searches_stay_exact_while_inserts_train_and_retrain_codes() {
+        let d = Arc::new(clustered(3_000, 16, 50, 19));
+        let h = Arc::new(NativeHnsw::new(&config(Engine::Native, Metric::L2, d.dim)).unwrap());
+        h.set_quantize_from(Some(300));
+        let mut handles = Vec::new();
+        for t in 0..2 {
+            let (h, d) = (h.clone(), d.clone());
+            handles.push(std::thread::spawn(move || {
+                for i in (t..d.base.len()).step_by(2) {
+                    h.insert(RowId(i as u64), &d.base[i]).unwrap();
+                }
+            }));
+        }
+        for _ in 0..2 {
+            let (h, d) = (h.clone(), d.clone());
+            handles.push(std::thread::spawn(move || {
+                for q in d.queries.iter().cycle().take(600) {
+                    let hits = h.search(q, SearchParams { k: K, ef: 32 }, None).unwrap();
+                    for (j, n) in hits.iter().enumerate() {
+                        let exact =
+                            quiverdb_index::kernels::l2_squared(q, &d.base[n.id.0 as usize]);
+                        assert_eq!(n.distance, exact, "hit {j} of a search");
+                        assert!(j == 0 || hits[j - 1].distance <= n.distance);
+                    }
+                }
+            }));
+        }
+        for j in handles {
+            j.join().unwrap();
+        }
+        assert!(h.is_quantized());
+        h.check_integrity().unwrap();
+        let found = (0..d.base.len())
+            .filter(|&i| {
+                h.search(&d.base[i], SearchParams { k: 1, ef: 64 }, None)
+                    .unwrap()[0]
+                    .distance
+                    == 0.0
+            })
+            .count();
+        assert!(found as f64 >= 0.99 * d.base.len() as f64, "{found}");
+    }
+
     #[test]
     fn snapshots_taken_during_inserts_and_removes_are_consistent() {
         let d = Arc::new(clustered(2_000, 8, 1, 13));
