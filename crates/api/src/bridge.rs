@@ -166,6 +166,16 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 mod tests {
     use super::*;
 
+    /// A pool of its own (the shared one is used by other tests at the same time).
+    fn two_thread_pool() -> CpuPool {
+        CpuPool::new(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        ))
+    }
+
     #[tokio::test]
     async fn panics_come_back_as_errors() {
         let pool = CpuPool::shared();
@@ -183,12 +193,7 @@ mod tests {
     /// A slow call does not hold up calls made after it while another pool thread is free.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_job_does_not_block_later_ones() {
-        let pool = CpuPool::new(Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap(),
-        ));
+        let pool = two_thread_pool();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let slow = {
@@ -222,12 +227,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_concurrent_jobs_all_complete() {
-        let pool = CpuPool::new(Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap(),
-        ));
+        let pool = two_thread_pool();
         let tasks: Vec<_> = (0..500u64)
             .map(|i| {
                 let p = pool.clone();
@@ -256,12 +256,7 @@ mod tests {
     /// Never more drainers than pool threads, however many calls arrive at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn drainers_never_outnumber_pool_threads() {
-        let pool = CpuPool::new(Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap(),
-        ));
+        let pool = two_thread_pool();
         let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tasks: Vec<_> = (0..200u64)
             .map(|i| {

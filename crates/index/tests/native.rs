@@ -288,6 +288,20 @@ mod deletes {
 mod concurrency {
     use super::*;
 
+    /// Every row of `d` is findable by its own vector — up to 1 % misses: HNSW does not
+    /// promise that every node stays reachable.
+    fn assert_most_rows_find_themselves(h: &NativeHnsw, d: &Data) {
+        let found = (0..d.base.len())
+            .filter(|&i| {
+                h.search(&d.base[i], SearchParams { k: 1, ef: 64 }, None)
+                    .unwrap()[0]
+                    .distance
+                    == 0.0
+            })
+            .count();
+        assert!(found as f64 >= 0.99 * d.base.len() as f64, "{found}");
+    }
+
     #[test]
     fn inserts_and_searches_from_several_threads() {
         let d = clustered(3_000, 16, 50, 11);
@@ -317,16 +331,7 @@ mod concurrency {
         }
         assert_eq!(h.len(), d.base.len());
         h.check_integrity().unwrap();
-        // Every row is findable by its own vector.
-        let found = (0..d.base.len())
-            .filter(|&i| {
-                h.search(&d.base[i], SearchParams { k: 1, ef: 64 }, None)
-                    .unwrap()[0]
-                    .distance
-                    == 0.0
-            })
-            .count();
-        assert!(found as f64 >= 0.99 * d.base.len() as f64, "{found}");
+        assert_most_rows_find_themselves(&h, &d);
     }
 
     /// Inserts from several threads cross the 8-bit threshold and three doublings (each a
@@ -365,15 +370,7 @@ mod concurrency {
         }
         assert!(h.is_quantized());
         h.check_integrity().unwrap();
-        let found = (0..d.base.len())
-            .filter(|&i| {
-                h.search(&d.base[i], SearchParams { k: 1, ef: 64 }, None)
-                    .unwrap()[0]
-                    .distance
-                    == 0.0
-            })
-            .count();
-        assert!(found as f64 >= 0.99 * d.base.len() as f64, "{found}");
+        assert_most_rows_find_themselves(&h, &d);
     }
 
     #[test]
