@@ -141,12 +141,8 @@ pub unsafe fn sq8_l2(a: &[f32], step: &[f32], code: &[u8]) -> f32 {
         // there, all `< i + 16 <= n`, within every slice; unaligned loads accept any
         // address.
         unsafe {
-            let c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                pc.add(i).cast::<__m128i>(),
-            )));
-            let c1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                pc.add(i + 8).cast::<__m128i>(),
-            )));
+            let c0 = codes8(pc.add(i));
+            let c1 = codes8(pc.add(i + 8));
             let d0 = _mm256_fnmadd_ps(_mm256_loadu_ps(ps.add(i)), c0, _mm256_loadu_ps(pa.add(i)));
             let d1 = _mm256_fnmadd_ps(
                 _mm256_loadu_ps(ps.add(i + 8)),
@@ -180,12 +176,8 @@ pub unsafe fn sq8_dot(w: &[f32], code: &[u8]) -> f32 {
     while i + 16 <= n {
         // SAFETY: as in `sq8_l2`: every load ends at or before `i + 16 <= n`.
         unsafe {
-            let c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                pc.add(i).cast::<__m128i>(),
-            )));
-            let c1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                pc.add(i + 8).cast::<__m128i>(),
-            )));
+            let c0 = codes8(pc.add(i));
+            let c1 = codes8(pc.add(i + 8));
             acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i)), c0, acc0);
             acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i + 8)), c1, acc1);
         }
@@ -196,4 +188,16 @@ pub unsafe fn sq8_dot(w: &[f32], code: &[u8]) -> f32 {
         sum += w[j] * f32::from(code[j]);
     }
     sum
+}
+
+/// The 8 codes at `p` as floats.
+///
+/// # Safety
+/// The CPU must support AVX2, and 8 bytes from `p` must be readable.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn codes8(p: *const u8) -> __m256 {
+    // SAFETY: the caller guarantees 8 readable bytes at `p`; `_mm_loadl_epi64` reads only
+    // the low 8 bytes, unaligned.
+    unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast::<__m128i>()))) }
 }

@@ -141,12 +141,8 @@ pub unsafe fn sq8_l2(a: &[f32], step: &[f32], code: &[u8]) -> f32 {
         // bytes there, all `< i + 32 <= n`, within every slice; unaligned loads accept any
         // address.
         unsafe {
-            let c0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
-                pc.add(i).cast::<__m128i>(),
-            )));
-            let c1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
-                pc.add(i + 16).cast::<__m128i>(),
-            )));
+            let c0 = codes16(pc.add(i));
+            let c1 = codes16(pc.add(i + 16));
             let d0 = _mm512_fnmadd_ps(_mm512_loadu_ps(ps.add(i)), c0, _mm512_loadu_ps(pa.add(i)));
             let d1 = _mm512_fnmadd_ps(
                 _mm512_loadu_ps(ps.add(i + 16)),
@@ -180,12 +176,8 @@ pub unsafe fn sq8_dot(w: &[f32], code: &[u8]) -> f32 {
     while i + 32 <= n {
         // SAFETY: as in `sq8_l2`: every load ends at or before `i + 32 <= n`.
         unsafe {
-            let c0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
-                pc.add(i).cast::<__m128i>(),
-            )));
-            let c1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
-                pc.add(i + 16).cast::<__m128i>(),
-            )));
+            let c0 = codes16(pc.add(i));
+            let c1 = codes16(pc.add(i + 16));
             acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pw.add(i)), c0, acc0);
             acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(pw.add(i + 16)), c1, acc1);
         }
@@ -196,4 +188,15 @@ pub unsafe fn sq8_dot(w: &[f32], code: &[u8]) -> f32 {
         sum += w[j] * f32::from(code[j]);
     }
     sum
+}
+
+/// The 16 codes at `p` as floats.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and 16 bytes from `p` must be readable.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn codes16(p: *const u8) -> __m512 {
+    // SAFETY: the caller guarantees 16 readable bytes at `p`; the load is unaligned.
+    unsafe { _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast::<__m128i>()))) }
 }
