@@ -119,6 +119,19 @@ pub trait VectorIndex: Send + Sync + Debug {
         params: SearchParams,
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Neighbor>, IndexError>;
+    /// Unfiltered [`VectorIndex::search`] for several queries at once: one answer per
+    /// query, in order, each what `search` answers for that query alone. Engines that can
+    /// share work between queries (one pass over the vectors for all of them) override it.
+    fn search_batch(
+        &self,
+        queries: &[&[f32]],
+        params: SearchParams,
+    ) -> Vec<Result<Vec<Neighbor>, IndexError>> {
+        queries
+            .iter()
+            .map(|q| self.search(q, params, None))
+            .collect()
+    }
     /// [`VectorIndex::search`] with the planner's allow-set as the filter. Engines whose
     /// filtered walk asks the filter many times per scored node override it to test
     /// membership inline instead of through a `dyn Fn` per call.

@@ -510,6 +510,45 @@ where
     top.into_sorted()
 }
 
+/// [`exact_scan`] (unfiltered) of every query in `queries`, sharing the reads: a block of
+/// vectors (sized to stay in the L1 cache) is scored against the queries four at a time
+/// ([`crate::kernels::KernelSet::distance_x4`]), so each vector is loaded once per four
+/// queries instead of once per query. Each answer equals `exact_scan` of its query alone,
+/// ties included: the four-query kernel is bit for bit the one-query kernel, and rows are
+/// offered in the same order.
+pub(super) fn exact_scan_batch(g: &Graph, queries: &[&[f32]], k: usize) -> Vec<Vec<Neighbor>> {
+    const BLOCK_BYTES: usize = 24 * 1024;
+    let n = g.len();
+    let block = (BLOCK_BYTES / (4 * g.dim).max(1)).max(1);
+    let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(k)).collect();
+    let (fours, rest) = queries.split_at(queries.len() / 4 * 4);
+    let (four_tops, rest_tops) = tops.split_at_mut(fours.len());
+    for start in (0..n).step_by(block) {
+        let rows = start as u32..(start + block).min(n) as u32;
+        let live = || rows.clone().filter(|&slot| !g.is_deleted(slot));
+        for (q, top) in fours.chunks_exact(4).zip(four_tops.chunks_exact_mut(4)) {
+            let q: &[&[f32]; 4] = q.try_into().expect("chunks of four");
+            for slot in live() {
+                let d = g.kernels.distance_x4(g.metric, q, g.vector(slot));
+                for (top, d) in top.iter_mut().zip(d) {
+                    if top.accepts(d) {
+                        top.push(d, g.ids[slot as usize]);
+                    }
+                }
+            }
+        }
+        for (q, top) in rest.iter().zip(rest_tops.iter_mut()) {
+            for slot in live() {
+                let d = g.dist(q, g.vector(slot));
+                if top.accepts(d) {
+                    top.push(d, g.ids[slot as usize]);
+                }
+            }
+        }
+    }
+    tops.into_iter().map(TopK::into_sorted).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Mark, Visited};

@@ -8,6 +8,14 @@ fn cfg(metric: Metric, dim: usize) -> IndexConfig {
     c
 }
 
+/// An empty index that always walks its graph: these tests check the walk, on graphs small
+/// enough that searches would otherwise scan every vector ([`EXACT_SCAN_MAX_NODES`]).
+fn walker(c: &IndexConfig) -> Result<NativeHnsw, IndexError> {
+    let h = NativeHnsw::new(c)?;
+    h.set_exact_scan_max_nodes(0);
+    Ok(h)
+}
+
 fn grid(n: u64) -> Vec<(RowId, Vec<f32>)> {
     (0..n)
         .map(|i| {
@@ -25,7 +33,7 @@ fn p(k: usize, ef: usize) -> SearchParams {
 
 #[test]
 fn small_graph_finds_exact_neighbours() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    let h = walker(&cfg(Metric::L2, 3)).unwrap();
     for (id, v) in grid(600) {
         h.insert(id, &v).unwrap();
     }
@@ -45,7 +53,7 @@ fn small_graph_finds_exact_neighbours() {
 
 #[test]
 fn empty_index_and_k_zero() {
-    let h = NativeHnsw::new(&cfg(Metric::Ip, 2)).unwrap();
+    let h = walker(&cfg(Metric::Ip, 2)).unwrap();
     assert!(h.search(&[1.0, 0.0], p(5, 8), None).unwrap().is_empty());
     h.insert(RowId(1), &[1.0, 0.0]).unwrap();
     assert!(h.search(&[1.0, 0.0], p(0, 8), None).unwrap().is_empty());
@@ -55,7 +63,7 @@ fn empty_index_and_k_zero() {
 
 #[test]
 fn tombstones_are_walked_not_returned_and_ids_can_return() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    let h = walker(&cfg(Metric::L2, 3)).unwrap();
     for (id, v) in grid(300) {
         h.insert(id, &v).unwrap();
     }
@@ -80,7 +88,7 @@ fn tombstones_are_walked_not_returned_and_ids_can_return() {
 
 #[test]
 fn selective_filter_falls_back_to_exact() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    let h = walker(&cfg(Metric::L2, 3)).unwrap();
     for (id, v) in grid(3000) {
         h.insert(id, &v).unwrap();
     }
@@ -101,7 +109,7 @@ fn selective_filter_falls_back_to_exact() {
 
 #[test]
 fn batch_insert_rejects_duplicates_before_touching_the_graph() {
-    let h = NativeHnsw::new(&cfg(Metric::Cosine, 3)).unwrap();
+    let h = walker(&cfg(Metric::Cosine, 3)).unwrap();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -128,7 +136,7 @@ fn batch_insert_rejects_duplicates_before_touching_the_graph() {
 
 #[test]
 fn corrupted_graph_fails_integrity() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    let h = walker(&cfg(Metric::L2, 3)).unwrap();
     for (id, v) in grid(100) {
         h.insert(id, &v).unwrap();
     }
@@ -141,7 +149,7 @@ fn corrupted_graph_fails_integrity() {
 
 #[test]
 fn huge_k_and_ef_do_not_panic() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    let h = walker(&cfg(Metric::L2, 3)).unwrap();
     for (id, v) in grid(50) {
         h.insert(id, &v).unwrap();
     }
@@ -196,7 +204,7 @@ mod model {
         /// `ef` above the row count the answer is exact.
         #[test]
         fn agrees_with_a_map(ops in proptest::collection::vec(op(), 1..120)) {
-            let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+            let h = walker(&cfg(Metric::L2, 3)).unwrap();
             let mut model: BTreeMap<u64, [f32; 3]> = BTreeMap::new();
             for op in ops {
                 match op {
@@ -242,7 +250,7 @@ mod model {
 
 #[test]
 fn compaction_threshold_and_result() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+    let h = walker(&cfg(Metric::L2, 3)).unwrap();
     for (id, v) in grid(1_000) {
         h.insert(id, &v).unwrap();
     }
@@ -315,7 +323,7 @@ fn filtered_walk_finishes_in_the_graph_at_10_and_50_percent() {
     let mut c = cfg(Metric::L2, 16);
     c.m = 16;
     c.ef_construction = 100;
-    let h = NativeHnsw::new(&c).unwrap();
+    let h = walker(&c).unwrap();
     let data = random_set(6_000, 16, 1);
     for (i, v) in data.iter().enumerate() {
         h.insert(RowId(i as u64), v).unwrap();
@@ -338,7 +346,7 @@ fn search_allowed_answers_as_the_closure_filter() {
     let mut c = cfg(Metric::L2, 16);
     c.m = 16;
     c.ef_construction = 100;
-    let h = NativeHnsw::new(&c).unwrap();
+    let h = walker(&c).unwrap();
     let data = random_set(4_000, 16, 3);
     // Sparse ids (a gap of 2^20 in the middle) so that one allow-set below is a hash set.
     let id_of = |i: usize| {
@@ -378,7 +386,7 @@ fn recall_holds_after_deleting_30_percent() {
     let mut c = cfg(Metric::L2, 16);
     c.m = 16;
     c.ef_construction = 100;
-    let h = NativeHnsw::new(&c).unwrap();
+    let h = walker(&c).unwrap();
     let data = random_set(6_000, 16, 3);
     for (i, v) in data.iter().enumerate() {
         h.insert(RowId(i as u64), v).unwrap();
@@ -424,7 +432,7 @@ fn recall_holds_after_deleting_30_percent() {
 /// compaction at 31% (no tombstones left).
 #[test]
 fn upkeep_repairs_every_tenth_and_compacts_past_thirty_percent() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 4)).unwrap();
+    let h = walker(&cfg(Metric::L2, 4)).unwrap();
     let data = random_set(10_000, 4, 5);
     for (i, v) in data.iter().enumerate() {
         h.insert(RowId(i as u64), v).unwrap();
@@ -506,7 +514,7 @@ fn quantized_walks_keep_recall_and_answer_exact_distances() {
         let mut c = cfg(metric, 32);
         c.m = 16;
         c.ef_construction = 100;
-        let h = NativeHnsw::new(&c).unwrap();
+        let h = walker(&c).unwrap();
         h.set_quantize_from(Some(1_000));
         let mut data = random_set(4_000, 32, 5);
         if metric == Metric::Ip {
@@ -543,7 +551,7 @@ fn quantized_walks_keep_recall_and_answer_exact_distances() {
 /// nodes), and its rebuilt graph walks on codes again.
 #[test]
 fn compaction_keeps_the_quantize_threshold() {
-    let h = NativeHnsw::new(&cfg(Metric::L2, 16)).unwrap();
+    let h = walker(&cfg(Metric::L2, 16)).unwrap();
     h.set_quantize_from(Some(300));
     for (i, v) in random_set(1_000, 16, 3).iter().enumerate() {
         h.insert(RowId(i as u64), v).unwrap();
@@ -568,7 +576,7 @@ fn a_loaded_graph_past_the_threshold_walks_on_codes() {
     let mut c = cfg(Metric::L2, dim);
     c.m = 4;
     c.ef_construction = 8;
-    let h = NativeHnsw::new(&c).unwrap();
+    let h = walker(&c).unwrap();
     h.set_quantize_from(None);
     let data = random_set(n, dim, 11);
     for (i, v) in data.iter().enumerate() {
@@ -581,6 +589,7 @@ fn a_loaded_graph_past_the_threshold_walks_on_codes() {
     assert_eq!(seq, 3);
     assert!(loaded.is_quantized());
     loaded.check_integrity().unwrap();
+    loaded.set_exact_scan_max_nodes(0);
     let hit = &loaded.search(&data[7], p(1, 16), None).unwrap()[0];
     assert_eq!((hit.id, hit.distance), (RowId(7), 0.0));
 }
@@ -615,7 +624,7 @@ mod snapshot_checks {
     /// decoded as it is read, so this is checked after the last byte.
     #[test]
     fn damaged_data_file_is_a_checksum_mismatch() {
-        let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+        let h = walker(&cfg(Metric::L2, 3)).unwrap();
         for (id, v) in grid(400) {
             h.insert(id, &v).unwrap();
         }
@@ -648,7 +657,7 @@ mod snapshot_checks {
     /// bytes) but whose graph is not is refused with a typed error, never a panic.
     #[test]
     fn structurally_bad_graph_with_a_good_checksum_is_refused() {
-        let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+        let h = walker(&cfg(Metric::L2, 3)).unwrap();
         for (id, v) in grid(400) {
             h.insert(id, &v).unwrap();
         }
@@ -712,5 +721,105 @@ mod snapshot_checks {
                 other => panic!("{want}: loaded {:?}", other.map(|_| ())),
             }
         }
+    }
+}
+
+/// Up to [`EXACT_SCAN_MAX_NODES`] nodes a search scans every vector: with a graph too thin
+/// for its walk to find them (`m` 2, `ef` 1), answers still equal brute force, tombstones
+/// and filters included; one node more and it walks again.
+#[test]
+fn small_graphs_are_scanned_exactly() {
+    let mut c = cfg(Metric::L2, 16);
+    c.m = 2;
+    c.ef_construction = 4;
+    let h = NativeHnsw::new(&c).unwrap();
+    let data = random_set(EXACT_SCAN_MAX_NODES, 16, 5);
+    for (i, v) in data.iter().enumerate() {
+        h.insert(RowId(i as u64), v).unwrap();
+    }
+    for i in (0..data.len() as u64).step_by(7) {
+        assert!(h.remove(RowId(i)));
+    }
+    let odd = |id: RowId| id.0 % 2 == 1;
+    let brute = |q: &[f32], k: usize, keep: &dyn Fn(RowId) -> bool| -> Vec<(RowId, f32)> {
+        let mut all: Vec<(RowId, f32)> = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (RowId(i as u64), kernels::l2_squared(q, v)))
+            .filter(|&(id, _)| id.0 % 7 != 0 && keep(id))
+            .collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        all.truncate(k);
+        all
+    };
+    let pairs = |hits: Vec<Neighbor>| -> Vec<(RowId, f32)> {
+        hits.into_iter().map(|n| (n.id, n.distance)).collect()
+    };
+    let queries = random_set(100, 16, 6);
+    let mut walk_misses = 0;
+    for q in &queries {
+        let scanned = pairs(h.search(q, p(3, 1), None).unwrap());
+        assert_eq!(scanned, brute(q, 3, &|_| true));
+        let filtered = pairs(h.search(q, p(3, 1), Some(&odd)).unwrap());
+        assert_eq!(filtered, brute(q, 3, &odd));
+        h.set_exact_scan_max_nodes(0);
+        walk_misses += usize::from(pairs(h.search(q, p(3, 1), None).unwrap()) != scanned);
+        h.set_exact_scan_max_nodes(EXACT_SCAN_MAX_NODES);
+    }
+    // The data is hard enough for this graph that the scan is what makes the answers exact.
+    assert!(
+        walk_misses > 0,
+        "every walk was exact: the test proves nothing"
+    );
+    assert_eq!(
+        h.exact_fallbacks(),
+        0,
+        "a scan of a small graph is not a fallback"
+    );
+    // One node more: the walk answers again, and misses as before.
+    h.insert(RowId(1_000_000), &[100.0; 16]).unwrap();
+    let misses_now = queries
+        .iter()
+        .filter(|q| pairs(h.search(q, p(3, 1), None).unwrap()) != brute(q, 3, &|_| true))
+        .count();
+    assert!(misses_now > 0, "a graph past the limit still scanned");
+}
+
+/// `search_batch` answers each query exactly as `search` does alone — on a graph small
+/// enough to scan (the shared four-query scan, every metric, tombstones, batch sizes that
+/// leave remainders) and on one past the limit (the walk) — and a bad query fails alone.
+#[test]
+fn search_batch_answers_each_query_as_search_does() {
+    let data = random_set(EXACT_SCAN_MAX_NODES + 300, 24, 8);
+    let queries = random_set(11, 24, 9);
+    for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
+        let h = NativeHnsw::new(&cfg(metric, 24)).unwrap();
+        for (i, v) in data[..EXACT_SCAN_MAX_NODES].iter().enumerate() {
+            h.insert(RowId(i as u64), v).unwrap();
+        }
+        for i in (0..EXACT_SCAN_MAX_NODES as u64).step_by(5) {
+            h.remove(RowId(i));
+        }
+        let check = |h: &NativeHnsw, what: &str| {
+            for n in [1, 3, 4, 7, 11] {
+                let mut batch: Vec<&[f32]> = queries[..n].iter().map(Vec::as_slice).collect();
+                let bad = [1.0f32; 3];
+                batch.insert(n / 2, &bad);
+                let answers = h.search_batch(&batch, p(5, 32));
+                assert_eq!(answers.len(), n + 1);
+                for (q, answer) in batch.iter().zip(answers) {
+                    match h.search(q, p(5, 32), None) {
+                        Ok(alone) => assert_eq!(answer.unwrap(), alone, "{metric:?} {what} n={n}"),
+                        Err(e) => assert_eq!(answer.unwrap_err().to_string(), e.to_string()),
+                    }
+                }
+            }
+            assert!(h.search_batch(&[], p(5, 32)).is_empty());
+        };
+        check(&h, "scanned");
+        for (i, v) in data.iter().enumerate().skip(EXACT_SCAN_MAX_NODES) {
+            h.insert(RowId(i as u64), v).unwrap();
+        }
+        check(&h, "walked");
     }
 }

@@ -125,6 +125,113 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     ))
 }
 
+/// [`l2_squared`] of four queries against one vector `x`, loading `x` once for the four.
+/// Each result is bit for bit what `l2_squared(q[j], x)` returns: every lane of every
+/// query accumulates the same operations in the same order. All five slices must have the
+/// same length (the caller checks).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn l2_squared_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    let n = x.len();
+    debug_assert!(q.iter().all(|q| q.len() == n));
+    let px = x.as_ptr();
+    let pq = q.map(<[f32]>::as_ptr);
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: every load reads 16 floats at an offset `< i + 64 <= n`, and every slice
+        // holds `n` floats.
+        unsafe {
+            let xs = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(px.add(i + o)));
+            for (acc, p) in acc.iter_mut().zip(pq) {
+                for (c, (a, xv)) in acc.iter_mut().zip(xs).enumerate() {
+                    let d = _mm512_sub_ps(_mm512_loadu_ps(p.add(i + 16 * c)), xv);
+                    *a = _mm512_fmadd_ps(d, d, *a);
+                }
+            }
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: `i + 16 <= n`.
+        unsafe {
+            let xv = _mm512_loadu_ps(px.add(i));
+            for (acc, p) in acc.iter_mut().zip(pq) {
+                let d = _mm512_sub_ps(_mm512_loadu_ps(p.add(i)), xv);
+                acc[0] = _mm512_fmadd_ps(d, d, acc[0]);
+            }
+        }
+        i += 16;
+    }
+    if i < n {
+        let mask: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
+        // SAFETY: the masked loads touch only the `n - i < 16` lanes in bounds.
+        unsafe {
+            let xv = _mm512_maskz_loadu_ps(mask, px.add(i));
+            for (acc, p) in acc.iter_mut().zip(pq) {
+                let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), xv);
+                acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
+            }
+        }
+    }
+    acc.map(|[a0, a1, a2, a3]| {
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
+    })
+}
+
+/// [`dot`] of four queries with one vector `x`, loading `x` once for the four; each result
+/// bit for bit what `dot(q[j], x)` returns. All five slices must have the same length.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    let n = x.len();
+    debug_assert!(q.iter().all(|q| q.len() == n));
+    let px = x.as_ptr();
+    let pq = q.map(<[f32]>::as_ptr);
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: every load reads 16 floats at an offset `< i + 64 <= n`, and every slice
+        // holds `n` floats.
+        unsafe {
+            let xs = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(px.add(i + o)));
+            for (acc, p) in acc.iter_mut().zip(pq) {
+                for (c, (a, xv)) in acc.iter_mut().zip(xs).enumerate() {
+                    *a = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i + 16 * c)), xv, *a);
+                }
+            }
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: `i + 16 <= n`.
+        unsafe {
+            let xv = _mm512_loadu_ps(px.add(i));
+            for (acc, p) in acc.iter_mut().zip(pq) {
+                acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i)), xv, acc[0]);
+            }
+        }
+        i += 16;
+    }
+    if i < n {
+        let mask: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
+        // SAFETY: the masked loads touch only the in-bounds lanes.
+        unsafe {
+            let xv = _mm512_maskz_loadu_ps(mask, px.add(i));
+            for (acc, p) in acc.iter_mut().zip(pq) {
+                acc[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), xv, acc[1]);
+            }
+        }
+    }
+    acc.map(|[a0, a1, a2, a3]| {
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
+    })
+}
+
 /// `sum (a[i] - step[i] * code[i])^2` over the common prefix (see `scalar::sq8_l2`).
 ///
 /// # Safety

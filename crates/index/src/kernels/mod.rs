@@ -38,6 +38,9 @@ pub type KernelFn = fn(&[f32], &[f32]) -> f32;
 pub type Sq8L2Fn = fn(&[f32], &[f32], &[u8]) -> f32;
 /// `sum w[i] * code[i]`: the code-dependent part of an inner product with an 8-bit code.
 pub type Sq8DotFn = fn(&[f32], &[u8]) -> f32;
+/// A primitive kernel of four queries against one vector (all of one length): the four
+/// results are bit for bit the one-query kernel's.
+pub type X4Fn = fn(&[&[f32]; 4], &[f32]) -> [f32; 4];
 
 /// One instruction-set path: a name, its two primitive kernels, and their counterparts
 /// against 8-bit codes.
@@ -50,6 +53,8 @@ pub struct KernelSet {
     name: &'static str,
     l2: KernelFn,
     dot: KernelFn,
+    l2_x4: X4Fn,
+    dot_x4: X4Fn,
     sq8_l2: Sq8L2Fn,
     sq8_dot: Sq8DotFn,
 }
@@ -72,20 +77,28 @@ impl KernelSet {
     /// input, never NaN).
     #[inline]
     pub fn l2_squared(&self, a: &[f32], b: &[f32]) -> f32 {
-        let d = (self.l2)(a, b);
-        if d >= 0.0 {
-            d
-        } else if d.is_nan() {
-            f32::INFINITY
-        } else {
-            0.0
-        }
+        clamp_l2((self.l2)(a, b))
     }
 
     /// Inner product.
     #[inline]
     pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
         (self.dot)(a, b)
+    }
+
+    /// [`Self::distance`] from each of four queries to `x`, reading `x` once; each result
+    /// is bit for bit `distance(metric, q[j], x)` (so a batch of queries ranks exactly as
+    /// each query alone). Slices of different lengths fall back to four single calls.
+    #[inline]
+    pub fn distance_x4(&self, metric: Metric, q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
+        if q.iter().any(|q| q.len() != x.len()) {
+            return q.map(|q| self.distance(metric, q, x));
+        }
+        match metric {
+            Metric::L2 => (self.l2_x4)(q, x).map(clamp_l2),
+            Metric::Ip => (self.dot_x4)(q, x).map(|d| ip_distance(-d)),
+            Metric::Cosine => (self.dot_x4)(q, x).map(|d| cosine_distance(1.0 - d)),
+        }
     }
 
     /// `sum (a[i] - step[i] * code[i])^2` over the common prefix (not clamped: callers
@@ -108,23 +121,41 @@ impl KernelSet {
     pub fn distance(&self, metric: Metric, a: &[f32], b: &[f32]) -> f32 {
         match metric {
             Metric::L2 => self.l2_squared(a, b),
-            Metric::Ip => {
-                let d = -self.dot(a, b);
-                if d.is_nan() {
-                    f32::INFINITY
-                } else {
-                    d
-                }
-            }
-            Metric::Cosine => {
-                let d = 1.0 - self.dot(a, b);
-                if d.is_nan() {
-                    2.0
-                } else {
-                    d.clamp(0.0, 2.0)
-                }
-            }
+            Metric::Ip => ip_distance(-self.dot(a, b)),
+            Metric::Cosine => cosine_distance(1.0 - self.dot(a, b)),
         }
+    }
+}
+
+/// A raw squared L2 sum made a distance: never negative, `+inf` for NaN.
+#[inline]
+fn clamp_l2(d: f32) -> f32 {
+    if d >= 0.0 {
+        d
+    } else if d.is_nan() {
+        f32::INFINITY
+    } else {
+        0.0
+    }
+}
+
+/// A negated inner product made a distance: `+inf` for NaN.
+#[inline]
+fn ip_distance(d: f32) -> f32 {
+    if d.is_nan() {
+        f32::INFINITY
+    } else {
+        d
+    }
+}
+
+/// `1 - cos` made a distance: clamped to `[0, 2]`, `2` for NaN.
+#[inline]
+fn cosine_distance(d: f32) -> f32 {
+    if d.is_nan() {
+        2.0
+    } else {
+        d.clamp(0.0, 2.0)
     }
 }
 

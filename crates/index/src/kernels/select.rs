@@ -19,6 +19,8 @@ pub fn available() -> Vec<KernelSet> {
                 name: "neon",
                 l2: super::neon::l2_squared,
                 dot: super::neon::dot,
+                l2_x4: |q, x| q.map(|q| super::neon::l2_squared(q, x)),
+                dot_x4: |q, x| q.map(|q| super::neon::dot(q, x)),
                 sq8_l2: scalar::sq8_l2,
                 sq8_dot: scalar::sq8_dot,
             });
@@ -28,6 +30,8 @@ pub fn available() -> Vec<KernelSet> {
         name: "scalar",
         l2: scalar::l2_squared,
         dot: scalar::dot,
+        l2_x4: |q, x| q.map(|q| scalar::l2_squared(q, x)),
+        dot_x4: |q, x| q.map(|q| scalar::dot(q, x)),
         sq8_l2: scalar::sq8_l2,
         sq8_dot: scalar::sq8_dot,
     });
@@ -48,6 +52,8 @@ mod x86 {
             name: "avx2+fma",
             l2: l2_avx2,
             dot: dot_avx2,
+            l2_x4: |q, x| q.map(|q| l2_avx2(q, x)),
+            dot_x4: |q, x| q.map(|q| dot_avx2(q, x)),
             sq8_l2: sq8_l2_avx2,
             sq8_dot: sq8_dot_avx2,
         })
@@ -58,6 +64,8 @@ mod x86 {
             name: "avx512f",
             l2: l2_avx512,
             dot: dot_avx512,
+            l2_x4: l2_x4_avx512,
+            dot_x4: dot_x4_avx512,
             sq8_l2: sq8_l2_avx512,
             sq8_dot: sq8_dot_avx512,
         })
@@ -80,6 +88,14 @@ mod x86 {
     fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: as above.
         unsafe { avx512::dot(a, b) }
+    }
+    fn l2_x4_avx512(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
+        // SAFETY: only reachable through a KernelSet built after detecting AVX-512F.
+        unsafe { avx512::l2_squared_x4(q, x) }
+    }
+    fn dot_x4_avx512(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
+        // SAFETY: as above.
+        unsafe { avx512::dot_x4(q, x) }
     }
     fn sq8_l2_avx2(a: &[f32], step: &[f32], code: &[u8]) -> f32 {
         // SAFETY: only reachable through a KernelSet built after detecting AVX2 and FMA.
