@@ -387,6 +387,71 @@ async fn async_surface_matches_sync_surface() {
     ));
 }
 
+/// Concurrent async searches are answered in shared batches (`coalesce.rs`); each answer is
+/// still exactly the blocking call's: collections small enough to be scanned and large
+/// enough to be walked, mixed `k` and `ef`, texts and vectors, filtered and not, and a bad
+/// vector that fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_async_searches_answer_as_blocking_ones() {
+    use quiverdb::Embeddings;
+    let model = HashingEmbeddings::new(64);
+    for n in [300, 2_300] {
+        let s = store();
+        s.add_documents(docs(n), None).unwrap();
+        let calls: Vec<(String, SearchOptions, Option<Vec<f32>>)> = (0..120)
+            .map(|i| {
+                let text = format!("document number {} about topic {}", i * 7 % n, i % 3);
+                let mut opts = SearchOptions::k(1 + i % 5);
+                if i % 3 == 0 {
+                    opts.ef = Some(16 + i % 40);
+                }
+                if i % 11 == 0 {
+                    opts = opts.filter("n > 20");
+                }
+                let vector = match i % 4 {
+                    0 => Some(model.embed_query(&text).unwrap()),
+                    1 if i % 17 == 0 => Some(vec![0.5; 3]),
+                    _ => None,
+                };
+                (text, opts, vector)
+            })
+            .collect();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(calls.len()));
+        let tasks: Vec<_> = calls
+            .iter()
+            .cloned()
+            .map(|(text, opts, vector)| {
+                let (s, start) = (s.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await; // all at once, so the queue fills and batches form
+                    match vector {
+                        Some(v) => s.asimilarity_search_with_score_by_vector(&v, &opts).await,
+                        None => s.asimilarity_search_with_score(&text, &opts).await,
+                    }
+                })
+            })
+            .collect();
+        for ((text, opts, vector), task) in calls.iter().zip(tasks) {
+            let got = task.await.unwrap();
+            let want = match vector {
+                Some(v) => s.similarity_search_with_score_by_vector(v, opts),
+                None => s.similarity_search_with_score(text, opts),
+            };
+            match (got, want) {
+                (Ok(got), Ok(want)) => {
+                    assert!(!want.is_empty());
+                    assert_eq!(got, want, "{n} documents, {text:?}, {opts:?}");
+                }
+                (Err(got), Err(want)) => {
+                    assert!(matches!(got, Error::WrongDimension { .. }), "{got}");
+                    assert_eq!(got.to_string(), want.to_string());
+                }
+                (got, want) => panic!("{text:?} {opts:?}: async {got:?}, blocking {want:?}"),
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_tasks_match_a_model() {
     let s = store();

@@ -2,7 +2,8 @@
 //! arguments, same results.
 //!
 //! CPU work (embedding with the built-in model, searches, MMR, filter scans, index
-//! updates) runs on the store's rayon pool through a oneshot bridge; writes await
+//! updates) runs on the store's rayon pool through a oneshot bridge (similarity searches
+//! through a queue that lets concurrent ones share work, see `coalesce.rs`); writes await
 //! storage's group commit, so concurrent calls share one durable flush. No lock is held
 //! across an `.await`. Dropping a future mid-call leaves the store consistent: a write
 //! either committed (and is applied to the index by the next call) or did not.
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use quiverdb_types::{Metadata, Pk};
 
+use crate::coalesce::Query;
 use crate::rules::split_documents;
 use crate::write::PreparedWrite;
 use crate::{
@@ -198,9 +200,8 @@ impl VectorStore {
                 .asimilarity_search_with_score_by_vector(&vector, opts)
                 .await;
         }
-        // A blocking model: embed and search in one job on the pool.
-        let (query, opts) = (query.to_owned(), opts.clone());
-        self.on_pool(move |s| s.similarity_search_with_score(&query, &opts))
+        // A blocking model: embed and search on the pool, with other queued searches.
+        self.asearch_queued(Query::Text(query.to_owned()), opts)
             .await
     }
 
@@ -236,8 +237,7 @@ impl VectorStore {
         embedding: &[f32],
         opts: &SearchOptions,
     ) -> Result<Vec<(Document, f32)>> {
-        let (embedding, opts) = (embedding.to_vec(), opts.clone());
-        self.on_pool(move |s| s.similarity_search_with_score_by_vector(&embedding, &opts))
+        self.asearch_queued(Query::Vector(embedding.to_vec()), opts)
             .await
     }
 

@@ -24,8 +24,8 @@ pub(crate) struct CpuPool {
 
 /// A queued call: runs its work and returns how to hand the result over (sending it wakes
 /// the awaiting task, so results are sent in batches; see [`drain`]).
-type Job = Box<dyn FnOnce() -> Deliver + Send>;
-type Deliver = Box<dyn FnOnce() + Send>;
+pub(crate) type Job = Box<dyn FnOnce() -> Deliver + Send>;
+pub(crate) type Deliver = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
 struct Queue {
@@ -98,6 +98,19 @@ impl CpuPool {
                 let _ = tx.send(out);
             })
         });
+        self.submit(job);
+        match rx.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(panic)) => Err(Error::Panicked(panic_message(&panic))),
+            Err(_) => Err(Error::Panicked("the CPU pool dropped the job".into())),
+        }
+    }
+}
+
+impl CpuPool {
+    /// Queues `job` for a drainer, starting one if fewer than the pool's threads run. The
+    /// job must not panic (wrap its work in `catch_unwind`, as [`CpuPool::run`] does).
+    pub(crate) fn submit(&self, job: Job) {
         let start_drainer = {
             let mut q = self.queue.lock();
             q.jobs.push_back(job);
@@ -108,11 +121,6 @@ impl CpuPool {
         if start_drainer {
             let queue = self.queue.clone();
             self.pool.spawn(move || drain(&queue));
-        }
-        match rx.await {
-            Ok(Ok(r)) => r,
-            Ok(Err(panic)) => Err(Error::Panicked(panic_message(&panic))),
-            Err(_) => Err(Error::Panicked("the CPU pool dropped the job".into())),
         }
     }
 }
@@ -152,7 +160,7 @@ fn drain(queue: &Mutex<Queue>) {
     }
 }
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -43,6 +43,7 @@
 mod async_api;
 mod backend;
 mod bridge;
+mod coalesce;
 mod config;
 mod database;
 mod document;

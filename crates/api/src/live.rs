@@ -36,6 +36,9 @@ use crate::bridge::CpuPool;
 use crate::rows::{RowData, Rows};
 use crate::{Error, Result};
 
+/// A search's hits: the rows and their index neighbours, best first.
+pub(crate) type Hits = Vec<(Arc<RowData>, Neighbor)>;
+
 /// One row of a write that has been committed to storage, as the writer still holds it.
 pub(crate) struct CommittedRow {
     pub row: RowId,
@@ -744,7 +747,7 @@ impl LiveCollection {
         k: usize,
         ef: Option<usize>,
         filter: Option<&Filter>,
-    ) -> Result<Vec<(Arc<RowData>, Neighbor)>> {
+    ) -> Result<Hits> {
         self.catch_up()?;
         let Some(index) = self.index() else {
             return Ok(Vec::new());
@@ -781,6 +784,54 @@ impl LiveCollection {
             .into_iter()
             .filter_map(|n| rows.get(n.id).map(|d| (d.clone(), n)))
             .collect())
+    }
+
+    /// Unfiltered [`Self::search`] of several queries with the same `k` and `ef`, the index
+    /// searching them together ([`VectorIndex::search_batch`]); one answer per query, in
+    /// order, each what `search` answers for it alone.
+    pub fn search_batch(
+        &self,
+        queries: &[&[f32]],
+        k: usize,
+        ef: Option<usize>,
+    ) -> Result<Vec<Result<Hits>>> {
+        self.catch_up()?;
+        let Some(index) = self.index() else {
+            return Ok(queries.iter().map(|_| Ok(Vec::new())).collect());
+        };
+        let mut answers: Vec<Result<Hits>> = queries
+            .iter()
+            .map(|q| self.check_query(q, index.dim()).map(|()| Vec::new()))
+            .collect();
+        let live = index.len();
+        if live == 0 {
+            return Ok(answers);
+        }
+        let k = k.min(live);
+        let ef = ef
+            .unwrap_or(self.index_config.ef_search)
+            .max(k)
+            .min(live.max(1));
+        let valid: Vec<&[f32]> = queries
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_ok())
+            .map(|(q, _)| *q)
+            .collect();
+        let mut hits = index
+            .search_batch(&valid, SearchParams { k, ef })
+            .into_iter();
+        let rows = self.rows.read();
+        for answer in answers.iter_mut().filter(|a| a.is_ok()) {
+            let found = hits.next().expect("one answer per valid query");
+            *answer = found.map_err(Error::from).map(|found| {
+                found
+                    .into_iter()
+                    .filter_map(|n| rows.get(n.id).map(|d| (d.clone(), n)))
+                    .collect()
+            });
+        }
+        Ok(answers)
     }
 
     /// Stored (for cosine: normalized) vectors of rows, for MMR.

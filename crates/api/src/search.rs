@@ -6,14 +6,18 @@ use quiverdb_index::mmr::maximal_marginal_relevance;
 use quiverdb_index::score_from_distance;
 use quiverdb_types::Pk;
 
+use crate::live::{Hits, LiveCollection};
 use crate::rules::{check_k, check_mmr};
 
 use crate::{Document, Error, MmrOptions, QueryOptions, Result, SearchOptions, VectorStore};
 
+/// Documents with their Milvus scores, best first.
+pub(crate) type ScoredDocuments = Vec<(Document, f32)>;
+
 impl VectorStore {
     /// The query's vector, or `None` when the collection does not exist yet (the filter is
     /// still checked, so a malformed one is an error either way; nothing is embedded).
-    fn query_vector(
+    pub(crate) fn query_vector(
         &self,
         query: &str,
         filter: Option<&str>,
@@ -88,16 +92,40 @@ impl VectorStore {
             return Ok(Vec::new());
         };
         let hits = live.search(embedding, opts.k, opts.ef, filter.as_ref())?;
-        let pk_field = &self.inner.config.primary_field;
-        Ok(hits
+        Ok(self.scored_documents(&live, hits))
+    }
+
+    /// [`Self::similarity_search_with_score_by_vector`] of several unfiltered queries with
+    /// the same `k` and `ef`, searched together (how concurrent async searches share
+    /// work); one answer per query, in order, each what the one-query call answers.
+    pub(crate) fn similarity_search_batch_by_vector(
+        &self,
+        queries: &[&[f32]],
+        k: usize,
+        ef: Option<usize>,
+    ) -> Result<Vec<Result<ScoredDocuments>>> {
+        check_k(k)?;
+        let Some(live) = self.live()? else {
+            return Ok(queries.iter().map(|_| Ok(Vec::new())).collect());
+        };
+        Ok(live
+            .search_batch(queries, k, ef)?
             .into_iter()
+            .map(|answer| answer.map(|hits| self.scored_documents(&live, hits)))
+            .collect())
+    }
+
+    /// Search hits as documents with Milvus scores.
+    fn scored_documents(&self, live: &LiveCollection, hits: Hits) -> ScoredDocuments {
+        let pk_field = &self.inner.config.primary_field;
+        hits.into_iter()
             .map(|(row, n)| {
                 (
                     row.to_document(pk_field, None),
                     score_from_distance(live.metric, n.distance),
                 )
             })
-            .collect())
+            .collect()
     }
 
     /// Maximal marginal relevance: `fetch_k` candidates, reranked for diversity.

@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub db: Database,
     pub config: StoreConfig,
     pub pool: crate::bridge::CpuPool,
+    /// Async similarity searches waiting for the pool.
+    pub searches: crate::coalesce::SearchQueue,
     state: RwLock<State>,
     create_lock: Mutex<()>,
 }
@@ -117,6 +119,7 @@ impl StoreBuilder {
                 db,
                 config,
                 pool,
+                searches: Default::default(),
                 state: RwLock::new(State::default()),
                 create_lock: Mutex::new(()),
             }),
