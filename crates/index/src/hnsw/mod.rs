@@ -6,8 +6,9 @@
 //! * Build: levels drawn as `floor(-ln(u) / ln(M))` from a hash of `(seed, row id)`;
 //!   neighbours chosen with the paper's heuristic at insertion and when an overfull list
 //!   is shrunk; level-0 degree `2M`, upper `M`.
-//! * Search: a graph of at most [`EXACT_SCAN_MAX_NODES`] nodes is scanned exactly (faster
-//!   than walking it, and exact). Otherwise greedy descent, then a beam of `max(ef, k)` at level 0 with a pooled,
+//! * Search: a graph of at most [`EXACT_SCAN_MAX_NODES`] nodes whose vectors take at most
+//!   [`EXACT_SCAN_MAX_BYTES`] is scanned exactly (exact, mostly faster than the walk there,
+//!   and shared by a batch of queries). Otherwise greedy descent, then a beam of `max(ef, k)` at level 0 with a pooled,
 //!   generation-stamped visited set and prefetch of the next neighbour's vector and of the
 //!   next candidate's links. Once the vectors take [`QUANTIZE_FROM_BYTES`], the graph also
 //!   keeps 8-bit codes of them (`crate::quant`, trained on the data, again at each
@@ -70,13 +71,27 @@ pub const FILTER_BUDGET_PER_EF: usize = 24;
 /// The budget is never below this many nodes.
 const FILTER_BUDGET_MIN: usize = 1_500;
 
-/// A graph of at most this many nodes (tombstones included) is searched by an exact scan:
-/// scanning is faster there than walking, and exact. Measured with `quiverdb-bench ann --k 3
-/// --ef 64 --threads 1`, native walk vs flat scan, QPS: minilm-384 (cosine) 22,469 vs
-/// 27,194 at 2,000 rows and 25,761 vs 19,035 at 3,000; synthetic 384-d 31,327 vs 25,213 at
-/// 2,000; synthetic 128-d 45,950 vs 59,302 at 2,000 and 46,768 vs 26,374 at 4,000
-/// (`docs/BENCHMARKS.md`). The graph is still built, for when the collection grows.
+/// A graph is searched by an exact scan, not walked, while it has at most this many nodes
+/// (tombstones included) *and* its vectors take at most [`EXACT_SCAN_MAX_BYTES`]. The scan
+/// is exact, and a burst of searches can share it ([`VectorIndex::search_batch`]).
+///
+/// Whether a lone scan beats the walk depends on the data: the scan reads every vector
+/// (about 20 ns a row at 384-d), the walk's cost is the nodes it visits. Measured with
+/// `quiverdb-bench ann --k 3 --ef 64 --threads 1`, walk vs scan QPS: minilm-384 (cosine)
+/// 32,019 vs 46,671 at 1,000 rows, 22,469 vs 27,194 at 2,000, 25,761 vs 19,035 at 3,000;
+/// synthetic 384-d 28,078 vs 51,744 at 1,000, 31,327 vs 25,213 at 2,000; synthetic
+/// 128-d 45,950 vs 59,302 at 2,000, 46,768 vs 26,374 at 4,000. But on 1,000 hashing
+/// embeddings of distinct short texts (`search_scaling 1000`) the walk visits so few nodes
+/// that it is 2.3x faster than the scan. The byte bound keeps that worst case to one scan
+/// of an L2-sized block (1,024 nodes at 384-d; see `docs/BENCHMARKS.md`).
 pub const EXACT_SCAN_MAX_NODES: usize = 2_048;
+/// See [`EXACT_SCAN_MAX_NODES`]: 1.5 MiB, most of one core's L2 cache here.
+pub const EXACT_SCAN_MAX_BYTES: usize = 3 << 19;
+
+/// The default scan limit, in nodes, for vectors of `dim` components.
+fn default_exact_scan_max_nodes(dim: usize) -> usize {
+    EXACT_SCAN_MAX_NODES.min(EXACT_SCAN_MAX_BYTES / (4 * dim.max(1)))
+}
 
 /// The native HNSW engine.
 #[derive(Debug)]
@@ -114,7 +129,7 @@ impl NativeHnsw {
             gate: RwLock::new(()),
             pending: AtomicUsize::new(0),
             exact_fallbacks: AtomicUsize::new(0),
-            exact_scan_max_nodes: AtomicUsize::new(EXACT_SCAN_MAX_NODES),
+            exact_scan_max_nodes: AtomicUsize::new(default_exact_scan_max_nodes(config.dim)),
             repaired_at: AtomicUsize::new(0),
             scratch: Mutex::new(Vec::new()),
         }
@@ -133,10 +148,16 @@ impl NativeHnsw {
     }
 
     /// Up to how many nodes (tombstones included) searches scan every vector instead of
-    /// walking the graph; default [`EXACT_SCAN_MAX_NODES`], `0`: always walk. Kept through
-    /// compactions; not stored in snapshots.
+    /// walking the graph; default [`EXACT_SCAN_MAX_NODES`] or fewer, so that the vectors
+    /// take at most [`EXACT_SCAN_MAX_BYTES`]; `0`: always walk. Kept through compactions;
+    /// not stored in snapshots.
     pub fn set_exact_scan_max_nodes(&self, nodes: usize) {
         self.exact_scan_max_nodes.store(nodes, Relaxed);
+    }
+
+    /// The current scan limit (see [`NativeHnsw::set_exact_scan_max_nodes`]).
+    pub fn exact_scan_max_nodes(&self) -> usize {
+        self.exact_scan_max_nodes.load(Relaxed)
     }
 
     /// From how many nodes searches walk on 8-bit codes of the vectors (re-ranking their

@@ -724,7 +724,7 @@ mod snapshot_checks {
     }
 }
 
-/// Up to [`EXACT_SCAN_MAX_NODES`] nodes a search scans every vector: with a graph too thin
+/// Up to [`NativeHnsw::exact_scan_max_nodes`] nodes a search scans every vector: with a graph too thin
 /// for its walk to find them (`m` 2, `ef` 1), answers still equal brute force, tombstones
 /// and filters included; one node more and it walks again.
 #[test]
@@ -733,7 +733,12 @@ fn small_graphs_are_scanned_exactly() {
     c.m = 2;
     c.ef_construction = 4;
     let h = NativeHnsw::new(&c).unwrap();
-    let data = random_set(EXACT_SCAN_MAX_NODES, 16, 5);
+    let limit = h.exact_scan_max_nodes();
+    assert_eq!(
+        limit, EXACT_SCAN_MAX_NODES,
+        "16-d vectors are far below the byte bound"
+    );
+    let data = random_set(limit, 16, 5);
     for (i, v) in data.iter().enumerate() {
         h.insert(RowId(i as u64), v).unwrap();
     }
@@ -764,7 +769,7 @@ fn small_graphs_are_scanned_exactly() {
         assert_eq!(filtered, brute(q, 3, &odd));
         h.set_exact_scan_max_nodes(0);
         walk_misses += usize::from(pairs(h.search(q, p(3, 1), None).unwrap()) != scanned);
-        h.set_exact_scan_max_nodes(EXACT_SCAN_MAX_NODES);
+        h.set_exact_scan_max_nodes(limit);
     }
     // The data is hard enough for this graph that the scan is what makes the answers exact.
     assert!(
@@ -821,5 +826,21 @@ fn search_batch_answers_each_query_as_search_does() {
             h.insert(RowId(i as u64), v).unwrap();
         }
         check(&h, "walked");
+    }
+}
+
+/// The default scan limit keeps the scanned vectors within [`EXACT_SCAN_MAX_BYTES`].
+#[test]
+fn the_scan_limit_shrinks_with_the_dimension() {
+    for (dim, nodes) in [
+        (3, 2_048),
+        (128, 2_048),
+        (384, 1_024),
+        (768, 512),
+        (4_096, 96),
+    ] {
+        let h = NativeHnsw::new(&cfg(Metric::L2, dim)).unwrap();
+        assert_eq!(h.exact_scan_max_nodes(), nodes, "{dim}-d");
+        assert!(nodes * dim * 4 <= EXACT_SCAN_MAX_BYTES);
     }
 }
