@@ -452,6 +452,64 @@ async fn concurrent_async_searches_answer_as_blocking_ones() {
     }
 }
 
+/// Queries asked together are not all embedded by one batch, one after another: with a
+/// slow blocking embedder, two concurrent searches are embedded on the store's two pool
+/// threads at once (each embedding waits, up to 10 s, until it sees the other in flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_searches_with_a_slow_embedder_use_every_pool_thread() {
+    use quiverdb::{EmbeddingResult, Embeddings};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    /// Counts queries in flight and those that met another one in flight.
+    struct Meeting {
+        model: HashingEmbeddings,
+        state: Arc<(Mutex<(usize, usize)>, Condvar)>,
+    }
+    impl Embeddings for Meeting {
+        fn embed_documents(&self, texts: &[String]) -> EmbeddingResult<Vec<Vec<f32>>> {
+            self.model.embed_documents(texts)
+        }
+        fn embed_query(&self, text: &str) -> EmbeddingResult<Vec<f32>> {
+            let (lock, changed) = &*self.state;
+            let mut g = lock.lock().unwrap();
+            g.0 += 1;
+            changed.notify_all();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while g.0 < 2 && Instant::now() < deadline {
+                g = changed
+                    .wait_timeout(g, deadline.saturating_duration_since(Instant::now()))
+                    .unwrap()
+                    .0;
+            }
+            g.1 += usize::from(g.0 >= 2);
+            drop(g);
+            self.model.embed_query(text)
+        }
+    }
+
+    let state = Arc::new((Mutex::new((0, 0)), Condvar::new()));
+    let s = VectorStore::builder()
+        .embeddings(Meeting {
+            model: HashingEmbeddings::new(64),
+            state: state.clone(),
+        })
+        .threads(2)
+        .unwrap()
+        .open()
+        .unwrap();
+    s.add_documents(docs(50), None).unwrap();
+    let opts = SearchOptions::k(2);
+    let (a, b) = tokio::join!(
+        s.asimilarity_search("document number 3", &opts),
+        s.asimilarity_search("topic 1", &opts),
+    );
+    assert_eq!(a.unwrap().len(), 2);
+    assert_eq!(b.unwrap().len(), 2);
+    let met = state.0.lock().unwrap().1;
+    assert_eq!(met, 2, "the two queries were embedded one after the other");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_tasks_match_a_model() {
     let s = store();

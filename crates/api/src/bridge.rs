@@ -75,6 +75,11 @@ impl CpuPool {
         }
     }
 
+    /// How many threads the pool runs.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
     /// The rayon pool (for parallel index builds).
     pub fn rayon(&self) -> &Arc<rayon::ThreadPool> {
         &self.pool

@@ -1,16 +1,18 @@
 //! Concurrent async searches share work.
 //!
 //! An async similarity search queues a [`Request`] on its store and one job on the CPU pool.
-//! A job, when a pool thread gets to it, answers up to [`MAX_BATCH`] queued requests at once
-//! (whichever are first in the queue, not necessarily its own); a job that finds the queue
-//! empty does nothing. Unfiltered requests with the same `k` and `ef` are searched together
+//! A job, when a pool thread gets to it, answers the first few queued requests (not
+//! necessarily its own; see [`batch_size`]); a job that finds the queue empty does nothing.
+//! Unfiltered requests with the same `k` and `ef` are searched together
 //! ([`VectorStore::similarity_search_batch_by_vector`]): a collection small enough to be
-//! scanned exactly is then read once for all of them instead of once per query. Every other
-//! request is answered alone, by the blocking method it mirrors.
+//! scanned exactly is then read once for four queries at a time. Every other request is
+//! answered alone, by the blocking method it mirrors, so each answer is exactly what the
+//! blocking call returns (tested in `tests/store_api.rs`).
 //!
-//! So a lone call is answered by its own job as before, and a burst of calls is answered
-//! in batches whose size grows with the queue; each answer is exactly what the blocking
-//! call returns (tested in `tests/async_parity.rs`).
+//! Every request is answered: a request is queued and its job submitted in one poll (no
+//! `.await` between, so a cancelled call cannot do one without the other), and a job takes
+//! at most [`MAX_BATCH`] requests, so at all times `queued <= MAX_BATCH * jobs not yet run`.
+//! A job that runs while requests are queued takes at least one.
 
 use std::collections::VecDeque;
 
@@ -20,9 +22,20 @@ use crate::bridge::{panic_message, Deliver};
 use crate::search::ScoredDocuments;
 use crate::{Error, Result, SearchOptions, VectorStore};
 
-/// Most requests one pool job answers: enough to share a scan, few enough that a burst
-/// still spreads over every pool thread.
+/// Most requests one pool job answers: two four-query scans.
 pub(crate) const MAX_BATCH: usize = 8;
+
+/// How many of `queued` requests a job takes: one when batching would not share work (a
+/// walked graph: gathering requests would only serialize them), else an even share for
+/// each pool thread, at most [`MAX_BATCH`] — so a few slow requests (a slow blocking
+/// embedder) still run on every thread at once.
+fn batch_size(queued: usize, threads: usize, shares_work: bool) -> usize {
+    if shares_work {
+        queued.div_ceil(threads.max(1)).clamp(1, MAX_BATCH)
+    } else {
+        1
+    }
+}
 
 /// A search's query: text (embedded on the pool) or a vector.
 pub(crate) enum Query {
@@ -63,12 +76,15 @@ impl VectorStore {
             .unwrap_or_else(|_| Err(Error::Panicked("the CPU pool dropped the search".into())))
     }
 
-    /// A pool job: answers the first [`MAX_BATCH`] queued requests; returns how to hand the
-    /// answers over. Never panics (a panic while answering becomes every answer's error).
+    /// A pool job: answers the first [`batch_size`] queued requests; returns how to hand
+    /// the answers over. Never panics (a panic while answering becomes every answer's
+    /// error).
     fn answer_queued_searches(&self) -> Deliver {
+        let shares_work = matches!(self.live(), Ok(Some(live)) if live.batch_searches_share_work());
         let batch: Vec<Request> = {
             let mut pending = self.inner.searches.pending.lock();
-            let n = pending.len().min(MAX_BATCH);
+            let n = batch_size(pending.len(), self.inner.pool.threads(), shares_work)
+                .min(pending.len());
             pending.drain(..n).collect()
         };
         let (work, replies): (Vec<_>, Vec<_>) = batch
@@ -138,5 +154,29 @@ impl VectorStore {
             .into_iter()
             .map(|a| a.expect("every request is answered"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_share_the_queue_between_threads() {
+        assert_eq!(batch_size(1, 2, true), 1);
+        assert_eq!(
+            batch_size(2, 2, true),
+            1,
+            "two requests, two threads: one each"
+        );
+        assert_eq!(batch_size(7, 2, true), 4);
+        assert_eq!(batch_size(100, 2, true), MAX_BATCH);
+        assert_eq!(
+            batch_size(0, 2, true),
+            1,
+            "an empty queue takes nothing anyway"
+        );
+        assert_eq!(batch_size(100, 2, false), 1, "a walked graph: no batches");
+        assert_eq!(batch_size(5, 0, true), 5);
     }
 }

@@ -786,6 +786,12 @@ impl LiveCollection {
             .collect())
     }
 
+    /// Whether [`Self::search_batch`] costs less than its queries one by one right now.
+    pub fn batch_searches_share_work(&self) -> bool {
+        self.index()
+            .is_some_and(|index| index.search_batch_shares_work())
+    }
+
     /// Unfiltered [`Self::search`] of several queries with the same `k` and `ef`, the index
     /// searching them together ([`VectorIndex::search_batch`]); one answer per query, in
     /// order, each what `search` answers for it alone.

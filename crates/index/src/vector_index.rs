@@ -132,6 +132,12 @@ pub trait VectorIndex: Send + Sync + Debug {
             .map(|q| self.search(q, params, None))
             .collect()
     }
+    /// Whether [`VectorIndex::search_batch`] answers a batch for less work than its
+    /// queries one by one right now (so callers gain by gathering concurrent queries, and
+    /// lose parallelism by gathering them when it does not).
+    fn search_batch_shares_work(&self) -> bool {
+        false
+    }
     /// [`VectorIndex::search`] with the planner's allow-set as the filter. Engines whose
     /// filtered walk asks the filter many times per scored node override it to test
     /// membership inline instead of through a `dyn Fn` per call.

@@ -333,6 +333,11 @@ impl VectorIndex for NativeHnsw {
         self.search_filtered(query, params, Some(&|id| allow.contains(id)))
     }
 
+    /// While the graph is scanned ([`NativeHnsw::exact_scan_max_nodes`]).
+    fn search_batch_shares_work(&self) -> bool {
+        self.graph.read().len() <= self.exact_scan_max_nodes.load(Relaxed)
+    }
+
     /// A graph small enough to be scanned is scanned once for all the queries, a block of
     /// vectors at a time, so each block is read from memory once for the batch.
     fn search_batch(
