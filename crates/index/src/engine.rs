@@ -137,6 +137,52 @@ impl<T: Ord> Ord for Scored<T> {
     }
 }
 
+/// Exact top-`k` of several queries over the same rows, sharing the reads: four queries at
+/// a time, each row is scored against the four by one call of
+/// [`KernelSet::distance_x4`](crate::kernels::KernelSet::distance_x4), so the rows are read
+/// once per four queries (a last group of two or three is padded with copies of its last
+/// query: a scan is bound by reading the rows, not by the arithmetic); a last single query
+/// is scanned alone. `rows` yields the candidates, in the same order each time it is called.
+/// Each answer equals a one-query scan in that order with `kernels.distance`, ties included
+/// (the four-query kernels are bit for bit the one-query kernels).
+pub(crate) fn scan_batch<'r, I>(
+    kernels: crate::kernels::KernelSet,
+    metric: Metric,
+    queries: &[&[f32]],
+    k: usize,
+    rows: impl Fn() -> I,
+) -> Vec<Vec<Neighbor>>
+where
+    I: Iterator<Item = (RowId, &'r [f32])>,
+{
+    let mut answers = Vec::with_capacity(queries.len());
+    for group in queries.chunks(4) {
+        if let [q] = group {
+            let mut top = TopK::new(k);
+            for (id, row) in rows() {
+                let d = kernels.distance(metric, q, row);
+                if top.accepts(d) {
+                    top.push(d, id);
+                }
+            }
+            answers.push(top.into_sorted());
+            continue;
+        }
+        let q: [&[f32]; 4] = std::array::from_fn(|j| group[j.min(group.len() - 1)]);
+        let mut tops = [(); 4].map(|()| TopK::new(k));
+        for (id, row) in rows() {
+            let d = kernels.distance_x4(metric, &q, row);
+            for (top, d) in tops.iter_mut().zip(d) {
+                if top.accepts(d) {
+                    top.push(d, id);
+                }
+            }
+        }
+        answers.extend(tops.into_iter().take(group.len()).map(TopK::into_sorted));
+    }
+    answers
+}
+
 /// Keeps the `k` smallest `(distance, row)` pairs seen.
 #[derive(Debug)]
 pub(crate) struct TopK {

@@ -338,8 +338,8 @@ impl VectorIndex for NativeHnsw {
         self.graph.read().len() <= self.exact_scan_max_nodes.load(Relaxed)
     }
 
-    /// A graph small enough to be scanned is scanned once for all the queries, a block of
-    /// vectors at a time, so each block is read from memory once for the batch.
+    /// A graph small enough to be scanned is scanned once per four queries
+    /// ([`crate::engine::scan_batch`]).
     fn search_batch(
         &self,
         queries: &[&[f32]],
@@ -363,7 +363,13 @@ impl VectorIndex for NativeHnsw {
             }
         }
         let refs: Vec<&[f32]> = prepared.iter().map(|p| &**p).collect();
-        let mut scanned = search::exact_scan_batch(&g, &refs, params.k).into_iter();
+        let live_rows = || {
+            (0..g.len() as u32)
+                .filter(|&slot| !g.is_deleted(slot))
+                .map(|slot| (g.ids[slot as usize], g.vector(slot)))
+        };
+        let mut scanned =
+            crate::engine::scan_batch(g.kernels, g.metric, &refs, params.k, live_rows).into_iter();
         for a in answers.iter_mut().filter(|a| a.is_ok()) {
             *a = Ok(scanned.next().expect("one scan per prepared query"));
         }

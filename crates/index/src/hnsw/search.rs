@@ -513,42 +513,6 @@ where
     top.into_sorted()
 }
 
-/// [`exact_scan`] (unfiltered) of every query in `queries`, sharing the reads: four
-/// queries at a time, a block of vectors (sized to stay in the L1 cache) is scored against
-/// the four ([`crate::kernels::KernelSet::distance_x4`]), so each vector is read once per
-/// four queries. A last group of two or three is padded with copies of its last query (the
-/// scan is bound by reading the rows, not by the arithmetic); a last single query is
-/// scanned alone. Each answer equals `exact_scan` of its query alone, ties included: the
-/// four-query kernel is bit for bit the one-query kernel, and rows are offered in the same
-/// order.
-pub(super) fn exact_scan_batch(g: &Graph, queries: &[&[f32]], k: usize) -> Vec<Vec<Neighbor>> {
-    const BLOCK_BYTES: usize = 24 * 1024;
-    let n = g.len();
-    let block = (BLOCK_BYTES / (4 * g.dim).max(1)).max(1);
-    let mut answers = Vec::with_capacity(queries.len());
-    for group in queries.chunks(4) {
-        if let [q] = group {
-            answers.push(exact_scan(g, q, k, None::<&fn(RowId) -> bool>));
-            continue;
-        }
-        let q: [&[f32]; 4] = std::array::from_fn(|j| group[j.min(group.len() - 1)]);
-        let mut tops = [(); 4].map(|()| TopK::new(k));
-        for start in (0..n).step_by(block) {
-            let rows = start as u32..(start + block).min(n) as u32;
-            for slot in rows.filter(|&slot| !g.is_deleted(slot)) {
-                let d = g.kernels.distance_x4(g.metric, &q, g.vector(slot));
-                for (top, d) in tops.iter_mut().zip(d) {
-                    if top.accepts(d) {
-                        top.push(d, g.ids[slot as usize]);
-                    }
-                }
-            }
-        }
-        answers.extend(tops.into_iter().take(group.len()).map(TopK::into_sorted));
-    }
-    answers
-}
-
 #[cfg(test)]
 mod tests {
     use super::{Mark, Visited};

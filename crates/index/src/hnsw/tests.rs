@@ -781,7 +781,10 @@ fn small_graphs_are_scanned_exactly() {
         0,
         "a scan of a small graph is not a fallback"
     );
-    assert!(h.search_batch_shares_work(), "a scanned graph shares batches");
+    assert!(
+        h.search_batch_shares_work(),
+        "a scanned graph shares batches"
+    );
     // One node more: the walk answers again, and misses as before.
     h.insert(RowId(1_000_000), &[100.0; 16]).unwrap();
     assert!(!h.search_batch_shares_work(), "a walked graph does not");
