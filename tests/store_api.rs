@@ -510,6 +510,56 @@ async fn concurrent_searches_with_a_slow_embedder_use_every_pool_thread() {
     assert_eq!(met, 2, "the two queries were embedded one after the other");
 }
 
+/// An embedder that panics on one query fails that async search with `Error::Panicked`;
+/// the searches answered in the same batch, and later ones, are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_embedder_fails_only_its_own_async_search() {
+    use quiverdb::{EmbeddingResult, Embeddings};
+
+    struct Fragile(HashingEmbeddings);
+    impl Embeddings for Fragile {
+        fn embed_documents(&self, texts: &[String]) -> EmbeddingResult<Vec<Vec<f32>>> {
+            self.0.embed_documents(texts)
+        }
+        fn embed_query(&self, text: &str) -> EmbeddingResult<Vec<f32>> {
+            assert!(!text.contains("boom"), "the model cannot embed {text:?}");
+            self.0.embed_query(text)
+        }
+    }
+
+    let s = VectorStore::builder()
+        .embeddings(Fragile(HashingEmbeddings::new(64)))
+        .threads(1)
+        .unwrap()
+        .open()
+        .unwrap();
+    s.add_documents(docs(50), None).unwrap();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(12));
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (s, start) = (s.clone(), start.clone());
+            tokio::spawn(async move {
+                let query = if i == 5 {
+                    "boom".to_owned()
+                } else {
+                    format!("topic {i}")
+                };
+                start.wait().await;
+                s.asimilarity_search(&query, &SearchOptions::k(2)).await
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Err(Error::Panicked(m)) if i == 5 => assert!(m.contains("boom"), "{m}"),
+            Ok(hits) if i != 5 => assert_eq!(hits.len(), 2),
+            other => panic!("search {i}: {other:?}"),
+        }
+    }
+    let after = s.asimilarity_search("topic 1", &SearchOptions::k(2)).await;
+    assert_eq!(after.unwrap().len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_tasks_match_a_model() {
     let s = store();

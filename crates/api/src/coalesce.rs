@@ -77,8 +77,8 @@ impl VectorStore {
     }
 
     /// A pool job: answers the first [`batch_size`] queued requests; returns how to hand
-    /// the answers over. Never panics (a panic while answering becomes every answer's
-    /// error).
+    /// the answers over. Never panics: a panic in one request's embedding fails that
+    /// request ([`isolated`]), and any other panic while answering fails the batch.
     fn answer_queued_searches(&self) -> Deliver {
         let shares_work = matches!(self.live(), Ok(Some(live)) if live.batch_searches_share_work());
         let batch: Vec<Request> = {
@@ -113,15 +113,16 @@ impl VectorStore {
         let mut shared: Vec<(usize, Vec<f32>)> = Vec::new();
         for (i, (query, opts)) in work.iter().enumerate() {
             if opts.filter.is_some() || opts.k == 0 {
-                answers[i] = Some(match query {
+                answers[i] = Some(isolated(|| match query {
                     Query::Text(text) => self.similarity_search_with_score(text, opts),
                     Query::Vector(v) => self.similarity_search_with_score_by_vector(v, opts),
-                });
+                }));
                 continue;
             }
             match query {
                 Query::Vector(v) => shared.push((i, v.clone())),
-                Query::Text(text) => match self.query_vector(text, None, &opts.params) {
+                Query::Text(text) => match isolated(|| self.query_vector(text, None, &opts.params))
+                {
                     Ok(Some(v)) => shared.push((i, v)),
                     Ok(None) => answers[i] = Some(Ok(Vec::new())),
                     Err(e) => answers[i] = Some(Err(e)),
@@ -155,6 +156,13 @@ impl VectorStore {
             .map(|a| a.expect("every request is answered"))
             .collect()
     }
+}
+
+/// Runs one request's own work (which calls the user's embedder) so that a panic there
+/// fails that request alone, as it did when each async search was its own pool job.
+fn isolated<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(&panic))))
 }
 
 #[cfg(test)]
