@@ -10,9 +10,9 @@
 //! blocking call returns (tested in `tests/store_api.rs`).
 //!
 //! Every request is answered: a request is queued and its job submitted in one poll (no
-//! `.await` between, so a cancelled call cannot do one without the other), and a job takes
-//! at most [`MAX_BATCH`] requests, so at all times `queued <= MAX_BATCH * jobs not yet run`.
-//! A job that runs while requests are queued takes at least one.
+//! `.await` between, so a cancelled call cannot do one without the other), and a job that
+//! runs while requests are queued takes at least one, so at all times
+//! `queued <= jobs not yet run`.
 
 use std::collections::VecDeque;
 
