@@ -42,8 +42,8 @@ pub type Sq8DotFn = fn(&[f32], &[u8]) -> f32;
 /// results are bit for bit the one-query kernel's.
 pub type X4Fn = fn(&[&[f32]; 4], &[f32]) -> [f32; 4];
 
-/// One instruction-set path: a name, its two primitive kernels, and their counterparts
-/// against 8-bit codes.
+/// One instruction-set path: a name, its two primitive kernels, their four-query forms
+/// (bit for bit the same results), and their counterparts against 8-bit codes.
 ///
 /// # Invariants
 /// A `KernelSet` is only ever built (by [`available`]) for an instruction set the running
