@@ -9,8 +9,8 @@
 //! * Search: a graph of at most [`EXACT_SCAN_MAX_NODES`] nodes whose vectors take at most
 //!   [`EXACT_SCAN_MAX_BYTES`] is scanned exactly (exact, mostly faster than the walk there,
 //!   and shared by a batch of queries). Otherwise greedy descent, then a beam of
-//!   `max(ef, k)` at level 0 with a pooled, generation-stamped visited set and prefetch of the next neighbour's vector and of the
-//!   next candidate's links. Once the vectors take [`QUANTIZE_FROM_BYTES`], the graph also
+//!   `max(ef, k)` at level 0 with a pooled, generation-stamped visited set and prefetch
+//!   of the next neighbour's vector and of the next candidate's links. Once the vectors take [`QUANTIZE_FROM_BYTES`], the graph also
 //!   keeps 8-bit codes of them (`crate::quant`, trained on the data, again at each
 //!   doubling of the node count); searches walk on the codes — a quarter of the memory per
 //!   node — and re-rank their `ef` final candidates by the exact f32 distance, so answers
