@@ -1,6 +1,8 @@
 //! The change log through the public store: snapshots prune it, reopen still answers the
 //! same, and several stores on one path in one process share the collection and converge.
 
+mod common;
+
 use std::path::Path;
 
 use quiverdb::{Document, HashingEmbeddings, Pk, SearchOptions, VectorStore};
@@ -46,7 +48,7 @@ fn ids(s: &VectorStore) -> Vec<String> {
 
 /// Change-log entries on disk, counted with sled directly (every store must be dropped).
 fn change_log_entries(path: &Path) -> usize {
-    let db = sled::open(path).unwrap();
+    let db = common::sled_open_released(path);
     db.open_tree("changes").unwrap().len()
 }
 

@@ -4,6 +4,8 @@
 //! case gets a clear typed error — never a panic — and a failed open leaves the files as
 //! they were.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -223,7 +225,7 @@ fn a_newer_format_version_is_refused() {
     healthy(dir.path());
     {
         // docs/FORMAT.md: tree `meta`, key `format_version`, value version byte + u64 BE.
-        let db = sled::open(dir.path()).unwrap();
+        let db = common::sled_open_released(dir.path());
         let meta = db.open_tree("meta").unwrap();
         let current = meta
             .get(b"format_version")
@@ -251,7 +253,7 @@ fn a_newer_format_version_is_refused() {
     // Putting the version back makes it open again with everything in place: nothing was
     // damaged by the refused opens.
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = common::sled_open_released(dir.path());
         db.open_tree("meta")
             .unwrap()
             .insert(b"format_version", &[1u8, 0, 0, 0, 0, 0, 0, 0, 1][..])
