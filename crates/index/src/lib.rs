@@ -8,7 +8,10 @@
 //!   at start-up by runtime CPU feature detection.
 //! * [`VectorIndex`] — the one trait every engine implements:
 //!   [`FlatIndex`] (exact, contiguous arena), [`NativeHnsw`] (our own cache-friendly HNSW,
-//!   the default) and [`hnsw_rs_engine::HnswRsIndex`] (HNSW on the `hnsw_rs` crate).
+//!   the default; it scans a small graph exactly instead of walking it) and
+//!   [`hnsw_rs_engine::HnswRsIndex`] (HNSW on the `hnsw_rs` crate).
+//!   [`VectorIndex::search_batch`] answers several queries at once; the flat engine and a
+//!   scanned native graph read every row once per four queries for it.
 //! * [`new_index`] builds the engine an [`IndexConfig`] names; [`load_snapshot`] reloads
 //!   whichever engine wrote a snapshot directory ([`snapshot`] describes the format).
 //!
