@@ -239,7 +239,7 @@ impl VectorIndex for FlatIndex {
         Ok(top.into_sorted())
     }
 
-    /// Every row is scanned once per four queries ([`crate::engine::scan_batch`]).
+    /// Every row is scanned once per four queries (`engine::scan_batch`).
     fn search_batch(
         &self,
         queries: &[&[f32]],

@@ -339,7 +339,7 @@ impl VectorIndex for NativeHnsw {
     }
 
     /// A graph small enough to be scanned is scanned once per four queries
-    /// ([`crate::engine::scan_batch`]).
+    /// (`engine::scan_batch`).
     fn search_batch(
         &self,
         queries: &[&[f32]],
