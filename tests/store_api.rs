@@ -389,64 +389,125 @@ async fn async_surface_matches_sync_surface() {
 
 /// Concurrent async searches are answered in shared batches (`coalesce.rs`); each answer is
 /// still exactly the blocking call's: collections small enough to be scanned and large
-/// enough to be walked, mixed `k` and `ef`, texts and vectors, filtered and not, and a bad
-/// vector that fails alone.
+/// enough to be walked, similarity and MMR searches, mixed `k`, `fetch_k` and `ef`, texts
+/// and vectors, filtered and not, and bad requests (a wrong-dimension vector, an MMR
+/// `lambda_mult` out of range) that fail alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_async_searches_answer_as_blocking_ones() {
     use quiverdb::Embeddings;
+
+    #[derive(Debug, PartialEq)]
+    enum Found {
+        Scored(Vec<(Document, f32)>),
+        Documents(Vec<Document>),
+    }
+    #[derive(Clone, Debug)]
+    struct Call {
+        text: String,
+        vector: Option<Vec<f32>>,
+        search: SearchOptions,
+        mmr: Option<MmrOptions>,
+    }
+    async fn run_async(s: &VectorStore, c: &Call) -> Result<Found, Error> {
+        Ok(match (&c.mmr, &c.vector) {
+            (None, Some(v)) => Found::Scored(
+                s.asimilarity_search_with_score_by_vector(v, &c.search)
+                    .await?,
+            ),
+            (None, None) => {
+                Found::Scored(s.asimilarity_search_with_score(&c.text, &c.search).await?)
+            }
+            (Some(m), Some(v)) => {
+                Found::Documents(s.amax_marginal_relevance_search_by_vector(v, m).await?)
+            }
+            (Some(m), None) => {
+                Found::Documents(s.amax_marginal_relevance_search(&c.text, m).await?)
+            }
+        })
+    }
+    fn run_blocking(s: &VectorStore, c: &Call) -> Result<Found, Error> {
+        Ok(match (&c.mmr, &c.vector) {
+            (None, Some(v)) => {
+                Found::Scored(s.similarity_search_with_score_by_vector(v, &c.search)?)
+            }
+            (None, None) => Found::Scored(s.similarity_search_with_score(&c.text, &c.search)?),
+            (Some(m), Some(v)) => {
+                Found::Documents(s.max_marginal_relevance_search_by_vector(v, m)?)
+            }
+            (Some(m), None) => Found::Documents(s.max_marginal_relevance_search(&c.text, m)?),
+        })
+    }
+
     let model = HashingEmbeddings::new(64);
     for n in [300, 2_300] {
         let s = store();
         s.add_documents(docs(n), None).unwrap();
-        let calls: Vec<(String, SearchOptions, Option<Vec<f32>>)> = (0..120)
+        let calls: Vec<Call> = (0..160)
             .map(|i| {
                 let text = format!("document number {} about topic {}", i * 7 % n, i % 3);
-                let mut opts = SearchOptions::k(1 + i % 5);
+                let mut search = SearchOptions::k(1 + i % 5);
                 if i % 3 == 0 {
-                    opts.ef = Some(16 + i % 40);
+                    search.ef = Some(16 + i % 40);
                 }
                 if i % 11 == 0 {
-                    opts = opts.filter("n > 20");
+                    search = search.filter("n > 20");
                 }
-                let vector = match i % 4 {
-                    0 => Some(model.embed_query(&text).unwrap()),
+                let mmr = (i % 4 == 3).then(|| MmrOptions {
+                    k: 1 + i % 4,
+                    fetch_k: if i % 8 == 3 { 1 + i % 5 } else { 10 + i % 15 },
+                    lambda_mult: if i % 37 == 3 {
+                        1.5
+                    } else {
+                        (i % 5) as f32 / 4.0
+                    },
+                    filter: search.filter.clone(),
+                    ef: search.ef,
+                    ..MmrOptions::default()
+                });
+                let vector = match i % 6 {
+                    0 | 3 => Some(model.embed_query(&text).unwrap()),
                     1 if i % 17 == 0 => Some(vec![0.5; 3]),
                     _ => None,
                 };
-                (text, opts, vector)
+                Call {
+                    text,
+                    vector,
+                    search,
+                    mmr,
+                }
             })
             .collect();
         let start = std::sync::Arc::new(tokio::sync::Barrier::new(calls.len()));
         let tasks: Vec<_> = calls
             .iter()
             .cloned()
-            .map(|(text, opts, vector)| {
+            .map(|call| {
                 let (s, start) = (s.clone(), start.clone());
                 tokio::spawn(async move {
                     start.wait().await; // all at once, so the queue fills and batches form
-                    match vector {
-                        Some(v) => s.asimilarity_search_with_score_by_vector(&v, &opts).await,
-                        None => s.asimilarity_search_with_score(&text, &opts).await,
-                    }
+                    run_async(&s, &call).await
                 })
             })
             .collect();
-        for ((text, opts, vector), task) in calls.iter().zip(tasks) {
+        for (call, task) in calls.iter().zip(tasks) {
             let got = task.await.unwrap();
-            let want = match vector {
-                Some(v) => s.similarity_search_with_score_by_vector(v, opts),
-                None => s.similarity_search_with_score(text, opts),
-            };
-            match (got, want) {
+            match (got, run_blocking(&s, call)) {
                 (Ok(got), Ok(want)) => {
-                    assert!(!want.is_empty());
-                    assert_eq!(got, want, "{n} documents, {text:?}, {opts:?}");
+                    assert!(!matches!(&want, Found::Scored(v) if v.is_empty()));
+                    assert!(!matches!(&want, Found::Documents(v) if v.is_empty()));
+                    assert_eq!(got, want, "{n} documents, {call:?}");
                 }
                 (Err(got), Err(want)) => {
-                    assert!(matches!(got, Error::WrongDimension { .. }), "{got}");
+                    assert!(
+                        matches!(
+                            got,
+                            Error::WrongDimension { .. } | Error::InvalidArgument(_)
+                        ),
+                        "{got}"
+                    );
                     assert_eq!(got.to_string(), want.to_string());
                 }
-                (got, want) => panic!("{text:?} {opts:?}: async {got:?}, blocking {want:?}"),
+                (got, want) => panic!("{call:?}: async {got:?}, blocking {want:?}"),
             }
         }
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use quiverdb_types::{Metadata, Pk};
 
-use crate::coalesce::Query;
+use crate::coalesce::{Query, Want};
 use crate::rules::split_documents;
 use crate::write::PreparedWrite;
 use crate::{
@@ -201,8 +201,12 @@ impl VectorStore {
                 .await;
         }
         // A blocking model: embed and search on the pool, with other queued searches.
-        self.asearch_queued(Query::Text(query.to_owned()), opts)
-            .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue_search(
+            Query::Text(query.to_owned()),
+            Want::Similarity(opts.clone(), reply),
+        );
+        queued_answer(answer).await
     }
 
     /// Async [`VectorStore::similarity_search_with_relevance_scores`].
@@ -237,8 +241,10 @@ impl VectorStore {
         embedding: &[f32],
         opts: &SearchOptions,
     ) -> Result<Vec<(Document, f32)>> {
-        self.asearch_queued(Query::Vector(embedding.to_vec()), opts)
-            .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let want = Want::Similarity(opts.clone(), reply);
+        self.queue_search(Query::Vector(embedding.to_vec()), want);
+        queued_answer(answer).await
     }
 
     /// Async [`VectorStore::max_marginal_relevance_search`].
@@ -256,9 +262,12 @@ impl VectorStore {
                 .amax_marginal_relevance_search_by_vector(&vector, opts)
                 .await;
         }
-        let (query, opts) = (query.to_owned(), opts.clone());
-        self.on_pool(move |s| s.max_marginal_relevance_search(&query, &opts))
-            .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue_search(
+            Query::Text(query.to_owned()),
+            Want::Mmr(opts.clone(), reply),
+        );
+        queued_answer(answer).await
     }
 
     /// Async [`VectorStore::max_marginal_relevance_search_by_vector`].
@@ -267,9 +276,12 @@ impl VectorStore {
         embedding: &[f32],
         opts: &MmrOptions,
     ) -> Result<Vec<Document>> {
-        let (embedding, opts) = (embedding.to_vec(), opts.clone());
-        self.on_pool(move |s| s.max_marginal_relevance_search_by_vector(&embedding, &opts))
-            .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue_search(
+            Query::Vector(embedding.to_vec()),
+            Want::Mmr(opts.clone(), reply),
+        );
+        queued_answer(answer).await
     }
 
     /// Async [`VectorStore::search_by_metadata`].
@@ -299,4 +311,12 @@ impl VectorStore {
     pub async fn acount(&self) -> Result<usize> {
         self.on_pool(|s| s.count()).await
     }
+}
+
+/// The answer to a queued search ([`VectorStore::queue_search`]); a reply dropped unsent
+/// (the pool job panicked) is an [`Error::Panicked`].
+async fn queued_answer<T>(answer: tokio::sync::oneshot::Receiver<Result<T>>) -> Result<T> {
+    answer
+        .await
+        .unwrap_or_else(|_| Err(Error::Panicked("the CPU pool dropped the search".into())))
 }

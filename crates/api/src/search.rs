@@ -1,6 +1,8 @@
 //! The read side of [`VectorStore`]: similarity search, MMR, metadata queries and key
 //! lookups (blocking; the async twins are in `async_api.rs`).
 
+use std::sync::Arc;
+
 use quiverdb_filter::Params;
 use quiverdb_index::mmr::maximal_marginal_relevance;
 use quiverdb_index::score_from_distance;
@@ -13,6 +15,9 @@ use crate::{Document, Error, MmrOptions, QueryOptions, Result, SearchOptions, Ve
 
 /// Documents with their Milvus scores, best first.
 pub(crate) type ScoredDocuments = Vec<(Document, f32)>;
+
+/// The collection a batch of searches read, and each search's hits, in order.
+pub(crate) type BatchHits = (Arc<LiveCollection>, Vec<Result<Hits>>);
 
 impl VectorStore {
     /// The query's vector, or `None` when the collection does not exist yet (the filter is
@@ -95,28 +100,25 @@ impl VectorStore {
         Ok(self.scored_documents(&live, hits))
     }
 
-    /// [`Self::similarity_search_with_score_by_vector`] of several unfiltered queries with
-    /// the same `k` and `ef`, searched together (how concurrent async searches share
-    /// work); one answer per query, in order, each what the one-query call answers.
-    pub(crate) fn similarity_search_batch_by_vector(
+    /// The hits of several unfiltered searches with the same `k` and `ef`, searched
+    /// together (how concurrent async searches share work): the collection they were read
+    /// from and one answer per query, in order, each what a one-query search answers;
+    /// `None` when the collection does not exist (every answer is then empty).
+    pub(crate) fn search_batch_hits(
         &self,
         queries: &[&[f32]],
         k: usize,
         ef: Option<usize>,
-    ) -> Result<Vec<Result<ScoredDocuments>>> {
-        check_k(k)?;
+    ) -> Result<Option<BatchHits>> {
         let Some(live) = self.live()? else {
-            return Ok(queries.iter().map(|_| Ok(Vec::new())).collect());
+            return Ok(None);
         };
-        Ok(live
-            .search_batch(queries, k, ef)?
-            .into_iter()
-            .map(|answer| answer.map(|hits| self.scored_documents(&live, hits)))
-            .collect())
+        let answers = live.search_batch(queries, k, ef)?;
+        Ok(Some((live, answers)))
     }
 
     /// Search hits as documents with Milvus scores.
-    fn scored_documents(&self, live: &LiveCollection, hits: Hits) -> ScoredDocuments {
+    pub(crate) fn scored_documents(&self, live: &LiveCollection, hits: Hits) -> ScoredDocuments {
         let pk_field = &self.inner.config.primary_field;
         hits.into_iter()
             .map(|(row, n)| {
@@ -153,6 +155,17 @@ impl VectorStore {
             return Ok(Vec::new());
         };
         let hits = live.search(embedding, opts.fetch_k.max(1), opts.ef, filter.as_ref())?;
+        Ok(self.mmr_documents(&live, embedding, hits, opts))
+    }
+
+    /// MMR's reranking of its `fetch_k` candidates `hits` for `embedding`.
+    pub(crate) fn mmr_documents(
+        &self,
+        live: &LiveCollection,
+        embedding: &[f32],
+        hits: Hits,
+        opts: &MmrOptions,
+    ) -> Vec<Document> {
         let ids: Vec<_> = hits.iter().map(|(_, n)| n.id).collect();
         let vectors = live.vectors(&ids);
         let (rows, vecs): (Vec<_>, Vec<Vec<f32>>) = hits
@@ -163,10 +176,10 @@ impl VectorStore {
         let candidates: Vec<&[f32]> = vecs.iter().map(Vec::as_slice).collect();
         let picks = maximal_marginal_relevance(embedding, &candidates, opts.k, opts.lambda_mult);
         let pk_field = &self.inner.config.primary_field;
-        Ok(picks
+        picks
             .into_iter()
             .map(|i| rows[i].to_document(pk_field, None))
-            .collect())
+            .collect()
     }
 
     /// Documents whose metadata matches `expr` (no vector search), in primary-key order.
