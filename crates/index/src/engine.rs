@@ -137,6 +137,27 @@ impl<T: Ord> Ord for Scored<T> {
     }
 }
 
+/// [`VectorIndex::search_batch`] for engines that scan: prepares each query
+/// ([`prepare_vector`]) and hands the prepared ones to `scan` (one answer each, in order);
+/// a query that cannot be prepared gets its own error.
+pub(crate) fn search_prepared(
+    dim: usize,
+    metric: Metric,
+    queries: &[&[f32]],
+    scan: impl FnOnce(&[&[f32]]) -> Vec<Vec<Neighbor>>,
+) -> Vec<Result<Vec<Neighbor>, IndexError>> {
+    let prepared: Vec<Result<Cow<'_, [f32]>, IndexError>> = queries
+        .iter()
+        .map(|q| prepare_vector(dim, metric, q))
+        .collect();
+    let valid: Vec<&[f32]> = prepared.iter().filter_map(|p| p.as_deref().ok()).collect();
+    let mut scanned = scan(&valid).into_iter();
+    prepared
+        .into_iter()
+        .map(|p| p.map(|_| scanned.next().unwrap_or_default()))
+        .collect()
+}
+
 /// Exact top-`k` of several queries over the same rows, sharing the reads: four queries at
 /// a time, each row is scored against the four by one call of
 /// [`KernelSet::distance_x4`](crate::kernels::KernelSet::distance_x4), so the rows are read

@@ -245,35 +245,15 @@ impl VectorIndex for FlatIndex {
         queries: &[&[f32]],
         params: SearchParams,
     ) -> Vec<Result<Vec<Neighbor>, IndexError>> {
-        let mut answers = Vec::with_capacity(queries.len());
-        let mut prepared = Vec::with_capacity(queries.len());
-        for q in queries {
-            match prepare_vector(self.config.dim, self.config.metric, q) {
-                Ok(p) => {
-                    prepared.push(p);
-                    answers.push(Ok(Vec::new()));
-                }
-                Err(e) => answers.push(Err(e)),
+        let (dim, metric) = (self.config.dim, self.config.metric);
+        crate::engine::search_prepared(dim, metric, queries, |prepared| {
+            if params.k == 0 {
+                return vec![Vec::new(); prepared.len()];
             }
-        }
-        if params.k == 0 {
-            return answers;
-        }
-        let refs: Vec<&[f32]> = prepared.iter().map(|p| &**p).collect();
-        let g = self.inner.read();
-        let rows = || {
-            g.ids
-                .iter()
-                .copied()
-                .zip(g.vectors.chunks_exact(self.config.dim))
-        };
-        let scanned =
-            crate::engine::scan_batch(kernels::active(), self.config.metric, &refs, params.k, rows);
-        let mut scanned = scanned.into_iter();
-        for a in answers.iter_mut().filter(|a| a.is_ok()) {
-            *a = Ok(scanned.next().expect("one scan per prepared query"));
-        }
-        answers
+            let g = self.inner.read();
+            let rows = || g.ids.iter().copied().zip(g.vectors.chunks_exact(dim));
+            crate::engine::scan_batch(kernels::active(), metric, prepared, params.k, rows)
+        })
     }
 
     fn search_batch_shares_work(&self) -> bool {

@@ -351,29 +351,15 @@ impl VectorIndex for NativeHnsw {
             drop(g); // search_filtered takes its own read guard
             return queries.iter().map(|q| walk(q)).collect();
         }
-        let mut answers = Vec::with_capacity(queries.len());
-        let mut prepared = Vec::with_capacity(queries.len());
-        for q in queries {
-            match prepare_vector(self.config.dim, self.config.metric, q) {
-                Ok(p) => {
-                    prepared.push(p);
-                    answers.push(Ok(Vec::new()));
-                }
-                Err(e) => answers.push(Err(e)),
-            }
-        }
-        let refs: Vec<&[f32]> = prepared.iter().map(|p| &**p).collect();
-        let live_rows = || {
-            (0..g.len() as u32)
-                .filter(|&slot| !g.is_deleted(slot))
-                .map(|slot| (g.ids[slot as usize], g.vector(slot)))
-        };
-        let mut scanned =
-            crate::engine::scan_batch(g.kernels, g.metric, &refs, params.k, live_rows).into_iter();
-        for a in answers.iter_mut().filter(|a| a.is_ok()) {
-            *a = Ok(scanned.next().expect("one scan per prepared query"));
-        }
-        answers
+        let (dim, metric) = (self.config.dim, self.config.metric);
+        crate::engine::search_prepared(dim, metric, queries, |prepared| {
+            let live_rows = || {
+                (0..g.len() as u32)
+                    .filter(|&slot| !g.is_deleted(slot))
+                    .map(|slot| (g.ids[slot as usize], g.vector(slot)))
+            };
+            crate::engine::scan_batch(g.kernels, g.metric, prepared, params.k, live_rows)
+        })
     }
 
     fn search_among(

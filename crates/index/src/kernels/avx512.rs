@@ -134,6 +134,41 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn l2_squared_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    // SAFETY: the caller guarantees AVX-512F.
+    unsafe { four_queries::<true>(q, x) }
+}
+
+/// [`dot`] of four queries with one vector `x`, loading `x` once for the four; each result
+/// bit for bit what `dot(q[j], x)` returns. All five slices must have the same length.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    // SAFETY: the caller guarantees AVX-512F.
+    unsafe { four_queries::<false>(q, x) }
+}
+
+/// The body of [`l2_squared_x4`] (`L2`) and [`dot_x4`]: the loop structure of
+/// [`l2_squared`] and [`dot`] (four accumulators over 64-float steps, then 16-float steps
+/// into the first, then one masked step into the second, summed in the same order), once
+/// per query, with each 16-float block of `x` loaded once for the four.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn four_queries<const L2: bool>(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    /// One lane block of one query: `(q - x)^2` or `q * x` added to `acc`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn step<const L2: bool>(q: __m512, x: __m512, acc: __m512) -> __m512 {
+        if L2 {
+            let d = _mm512_sub_ps(q, x);
+            _mm512_fmadd_ps(d, d, acc)
+        } else {
+            _mm512_fmadd_ps(q, x, acc)
+        }
+    }
     let n = x.len();
     debug_assert!(q.iter().all(|q| q.len() == n));
     let px = x.as_ptr();
@@ -147,8 +182,7 @@ pub unsafe fn l2_squared_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
             let xs = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(px.add(i + o)));
             for (acc, p) in acc.iter_mut().zip(pq) {
                 for (c, (a, xv)) in acc.iter_mut().zip(xs).enumerate() {
-                    let d = _mm512_sub_ps(_mm512_loadu_ps(p.add(i + 16 * c)), xv);
-                    *a = _mm512_fmadd_ps(d, d, *a);
+                    *a = step::<L2>(_mm512_loadu_ps(p.add(i + 16 * c)), xv, *a);
                 }
             }
         }
@@ -159,8 +193,7 @@ pub unsafe fn l2_squared_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
         unsafe {
             let xv = _mm512_loadu_ps(px.add(i));
             for (acc, p) in acc.iter_mut().zip(pq) {
-                let d = _mm512_sub_ps(_mm512_loadu_ps(p.add(i)), xv);
-                acc[0] = _mm512_fmadd_ps(d, d, acc[0]);
+                acc[0] = step::<L2>(_mm512_loadu_ps(p.add(i)), xv, acc[0]);
             }
         }
         i += 16;
@@ -171,59 +204,7 @@ pub unsafe fn l2_squared_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
         unsafe {
             let xv = _mm512_maskz_loadu_ps(mask, px.add(i));
             for (acc, p) in acc.iter_mut().zip(pq) {
-                let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), xv);
-                acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
-            }
-        }
-    }
-    acc.map(|[a0, a1, a2, a3]| {
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
-    })
-}
-
-/// [`dot`] of four queries with one vector `x`, loading `x` once for the four; each result
-/// bit for bit what `dot(q[j], x)` returns. All five slices must have the same length.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn dot_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
-    let n = x.len();
-    debug_assert!(q.iter().all(|q| q.len() == n));
-    let px = x.as_ptr();
-    let pq = q.map(<[f32]>::as_ptr);
-    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-    let mut i = 0;
-    while i + 64 <= n {
-        // SAFETY: every load reads 16 floats at an offset `< i + 64 <= n`, and every slice
-        // holds `n` floats.
-        unsafe {
-            let xs = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(px.add(i + o)));
-            for (acc, p) in acc.iter_mut().zip(pq) {
-                for (c, (a, xv)) in acc.iter_mut().zip(xs).enumerate() {
-                    *a = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i + 16 * c)), xv, *a);
-                }
-            }
-        }
-        i += 64;
-    }
-    while i + 16 <= n {
-        // SAFETY: `i + 16 <= n`.
-        unsafe {
-            let xv = _mm512_loadu_ps(px.add(i));
-            for (acc, p) in acc.iter_mut().zip(pq) {
-                acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i)), xv, acc[0]);
-            }
-        }
-        i += 16;
-    }
-    if i < n {
-        let mask: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
-        // SAFETY: the masked loads touch only the in-bounds lanes.
-        unsafe {
-            let xv = _mm512_maskz_loadu_ps(mask, px.add(i));
-            for (acc, p) in acc.iter_mut().zip(pq) {
-                acc[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), xv, acc[1]);
+                acc[1] = step::<L2>(_mm512_maskz_loadu_ps(mask, p.add(i)), xv, acc[1]);
             }
         }
     }
