@@ -2,10 +2,10 @@
 //! arguments, same results.
 //!
 //! CPU work (embedding with the built-in model, searches, MMR, filter scans, index
-//! updates) runs on the store's rayon pool through a oneshot bridge (similarity searches
-//! through a queue that lets concurrent ones share work, see `coalesce.rs`); writes await
-//! storage's group commit, so concurrent calls share one durable flush. No lock is held
-//! across an `.await`. Dropping a future mid-call leaves the store consistent: a write
+//! updates) runs on the store's rayon pool through a oneshot bridge (similarity and MMR
+//! searches through a queue that lets concurrent ones share work, see `coalesce.rs`); writes
+//! await storage's group commit, so concurrent calls share one durable flush. No lock is
+//! held across an `.await`. Dropping a future mid-call leaves the store consistent: a write
 //! either committed (and is applied to the index by the next call) or did not.
 
 use std::sync::Arc;

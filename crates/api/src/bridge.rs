@@ -110,9 +110,7 @@ impl CpuPool {
             Err(_) => Err(Error::Panicked("the CPU pool dropped the job".into())),
         }
     }
-}
 
-impl CpuPool {
     /// Queues `job` for a drainer, starting one if fewer than the pool's threads run. The
     /// job must not panic (wrap its work in `catch_unwind`, as [`CpuPool::run`] does).
     pub(crate) fn submit(&self, job: Job) {

@@ -767,16 +767,10 @@ impl LiveCollection {
         if live == 0 {
             return Ok(Vec::new());
         }
-        // Never let a huge k reach an engine's allocations.
-        let k = k.min(live);
-        let ef = ef
-            .unwrap_or(self.index_config.ef_search)
-            .max(k)
-            .min(live.max(1));
         let hits = quiverdb_index::planner::search(
             index.as_ref(),
             query,
-            SearchParams { k, ef },
+            self.search_params(k, ef, live),
             allow.as_ref(),
         )?;
         let rows = self.rows.read();
@@ -784,6 +778,18 @@ impl LiveCollection {
             .into_iter()
             .filter_map(|n| rows.get(n.id).map(|d| (d.clone(), n)))
             .collect())
+    }
+
+    /// The engine parameters of a search for `k` rows among `live`: never a `k` above the
+    /// live rows (a huge `k` must not reach an engine's allocations), `ef` the caller's or
+    /// the collection's, at least `k`.
+    fn search_params(&self, k: usize, ef: Option<usize>, live: usize) -> SearchParams {
+        let k = k.min(live);
+        let ef = ef
+            .unwrap_or(self.index_config.ef_search)
+            .max(k)
+            .min(live.max(1));
+        SearchParams { k, ef }
     }
 
     /// Whether [`Self::search_batch`] costs less than its queries one by one right now.
@@ -813,11 +819,6 @@ impl LiveCollection {
         if live == 0 {
             return Ok(answers);
         }
-        let k = k.min(live);
-        let ef = ef
-            .unwrap_or(self.index_config.ef_search)
-            .max(k)
-            .min(live.max(1));
         let valid: Vec<&[f32]> = queries
             .iter()
             .zip(&answers)
@@ -825,11 +826,11 @@ impl LiveCollection {
             .map(|(q, _)| *q)
             .collect();
         let mut hits = index
-            .search_batch(&valid, SearchParams { k, ef })
+            .search_batch(&valid, self.search_params(k, ef, live))
             .into_iter();
         let rows = self.rows.read();
         for answer in answers.iter_mut().filter(|a| a.is_ok()) {
-            let found = hits.next().expect("one answer per valid query");
+            let found = hits.next().unwrap_or_else(|| Ok(Vec::new()));
             *answer = found.map_err(Error::from).map(|found| {
                 found
                     .into_iter()
