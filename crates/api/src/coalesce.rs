@@ -196,21 +196,20 @@ impl VectorStore {
         match r.want {
             Want::Similarity(opts, reply) => {
                 let answer = match step {
-                    Step::Alone => isolated(|| match &r.query {
+                    // (No request is still `Queued` here: each was searched or set back.)
+                    Step::Alone | Step::Queued(_) => isolated(|| match &r.query {
                         Query::Text(t) => self.similarity_search_with_score(t, &opts),
                         Query::Vector(v) => self.similarity_search_with_score_by_vector(v, &opts),
                     }),
                     Step::Failed(e) => Err(e),
                     Step::Empty => Ok(Vec::new()),
                     Step::Searched(live, _, hits) => hits.map(|h| self.scored_documents(&live, h)),
-                    // Every queued request was searched (or set back to `Alone`).
-                    Step::Queued(v) => self.similarity_search_with_score_by_vector(&v, &opts),
                 };
                 send(reply, answer)
             }
             Want::Mmr(opts, reply) => {
                 let answer = match step {
-                    Step::Alone => isolated(|| match &r.query {
+                    Step::Alone | Step::Queued(_) => isolated(|| match &r.query {
                         Query::Text(t) => self.max_marginal_relevance_search(t, &opts),
                         Query::Vector(v) => self.max_marginal_relevance_search_by_vector(v, &opts),
                     }),
@@ -219,7 +218,6 @@ impl VectorStore {
                     Step::Searched(live, v, hits) => {
                         hits.map(|h| self.mmr_documents(&live, &v, h, &opts))
                     }
-                    Step::Queued(v) => self.max_marginal_relevance_search_by_vector(&v, &opts),
                 };
                 send(reply, answer)
             }
