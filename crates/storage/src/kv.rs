@@ -3,10 +3,21 @@
 //! Everything sled-specific (opening, error mapping, cross-tree transactions, flushing,
 //! prefix scans) lives here, so swapping the engine (e.g. for redb) stays local to this file.
 //! Values handed out are [`Bytes`], which callers only use as `&[u8]`.
+//!
+//! # Durability
+//! sled 0.34's `flush()` is documented to "call fsync", but on Linux it writes each log
+//! buffer with `pwrite` + `sync_file_range`, which neither commits the file's metadata
+//! (its size, its new blocks) nor flushes the drive's write cache: a power cut can lose
+//! writes it acknowledged (`man 2 sync_file_range`: "there are no guarantees that the data
+//! will be available after a crash"). [`Kv::flush`] therefore follows sled's flush with an
+//! `fdatasync` of sled's log file (`db` in the store directory) through a handle of its
+//! own (Linux syncs the file, whichever descriptor wrote it).
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sled::transaction::{TransactionError, Transactional};
 
@@ -74,11 +85,17 @@ impl WriteSet {
     }
 }
 
+/// The file in a store directory where sled 0.34 keeps its log (`Config::db_path`).
+pub(crate) const SLED_LOG_FILE: &str = "db";
+
 /// A handle on the open store; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Kv {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    /// sled's log file, synced after every flush (see the module docs); `None` for a
+    /// temporary store.
+    log: Option<Arc<File>>,
 }
 
 impl std::fmt::Debug for Kv {
@@ -100,7 +117,18 @@ impl Kv {
     /// [`Error::Locked`] and unreadable files (or a sled panic) to [`Error::Corrupted`].
     pub(crate) fn open(path: &Path) -> Result<Kv> {
         let config = sled::Config::new().path(path).flush_every_ms(Some(500));
-        Self::open_config(config, path.to_path_buf())
+        let mut kv = Self::open_config(config, path.to_path_buf())?;
+        // sled created or opened its log while opening: make its directory entry durable
+        // once, and keep a handle to sync the log after each flush. Write access because
+        // some systems refuse to sync a read-only handle; nothing is written through it.
+        let log = File::options()
+            .read(true)
+            .write(true)
+            .open(path.join(SLED_LOG_FILE))?;
+        #[cfg(unix)]
+        File::open(path)?.sync_all()?;
+        kv.log = Some(Arc::new(log));
+        Ok(kv)
     }
 
     /// A store in a temporary location, deleted when the last handle drops.
@@ -119,7 +147,11 @@ impl Kv {
                 .iter()
                 .map(|name| db.open_tree(name))
                 .collect::<sled::Result<Vec<_>>>()?;
-            Ok(Kv { db, trees })
+            Ok(Kv {
+                db,
+                trees,
+                log: None,
+            })
         }));
         match opened {
             Ok(Ok(kv)) => Ok(kv),
@@ -230,8 +262,53 @@ impl Kv {
         Ok(removed)
     }
 
-    /// Makes every write before this call durable (fsync).
+    /// Makes every write before this call durable: sled's flush, then an `fdatasync` of
+    /// its log (see the module docs).
     pub(crate) fn flush(&self) -> Result<()> {
-        self.db.flush().map(drop).map_err(engine)
+        self.db.flush().map_err(engine)?;
+        if let Some(log) = &self.log {
+            log.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The handle `flush` syncs must be sled's log: if sled kept its log elsewhere, every
+    /// flush would sync the wrong file and acknowledged writes could die with the power.
+    #[test]
+    fn flush_syncs_the_file_sled_writes_its_log_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Kv::open(dir.path()).unwrap();
+        let log = kv
+            .log
+            .clone()
+            .expect("an on-disk store keeps its log handle");
+        let mut ws = WriteSet::default();
+        for i in 0..2_000u32 {
+            ws.put(TreeId::Rows, i.to_be_bytes(), [7u8; 100]);
+        }
+        kv.commit(&ws).unwrap();
+        kv.flush().unwrap();
+        let ours = log.metadata().unwrap();
+        let on_disk = std::fs::metadata(dir.path().join(SLED_LOG_FILE)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!((ours.dev(), ours.ino()), (on_disk.dev(), on_disk.ino()));
+        }
+        // The log holds what was just flushed (200 KB of values).
+        assert!(ours.len() >= 200_000, "log is {} bytes", ours.len());
+        assert_eq!(ours.len(), on_disk.len());
+    }
+
+    #[test]
+    fn a_temporary_store_has_no_log_to_sync() {
+        let kv = Kv::temporary().unwrap();
+        assert!(kv.log.is_none());
+        kv.flush().unwrap();
     }
 }

@@ -25,7 +25,8 @@
 //! all of it.
 //!
 //! # Durability
-//! A write call returns `Ok` only once its batch is on disk (fsynced). A batch is one sled
+//! A write call returns `Ok` only once its batch is on disk: sled's flush, then an
+//! `fdatasync` of sled's log (sled alone stops at `sync_file_range`, see `kv`). A batch is one sled
 //! transaction across every tree it touches, so it is all-or-nothing, also across a crash; a
 //! batch rejected by validation writes nothing.
 //!
