@@ -9,11 +9,15 @@
 //! buffer with `pwrite` + `sync_file_range`, which neither commits the file's metadata
 //! (its size, its new blocks) nor flushes the drive's write cache: a power cut can lose
 //! writes it acknowledged (`man 2 sync_file_range`: "there are no guarantees that the data
-//! will be available after a crash"). [`Kv::flush`] therefore follows sled's flush with an
-//! `fdatasync` of sled's log file (`db` in the store directory) through a handle of its
-//! own (Linux syncs the file, whichever descriptor wrote it).
+//! will be available after a crash"). Values too large for a log segment (over 128 KiB
+//! with sled's default 512 KiB segments: big documents, big tree nodes) go to files of
+//! their own under `blobs/`, which sled never syncs at all. [`Kv::flush`] therefore
+//! follows sled's flush with an `fdatasync` of sled's log file (`db` in the store
+//! directory) through a handle of its own (Linux syncs the file, whichever descriptor
+//! wrote it), and an `fsync` of every blob file it has not synced yet and of `blobs/`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -87,15 +91,90 @@ impl WriteSet {
 
 /// The file in a store directory where sled 0.34 keeps its log (`Config::db_path`).
 pub(crate) const SLED_LOG_FILE: &str = "db";
+/// The directory in a store directory where sled 0.34 writes oversized values
+/// (`Config::blob_path`).
+pub(crate) const SLED_BLOB_DIR: &str = "blobs";
+
+/// The files of an on-disk store that sled writes but does not make durable itself.
+#[derive(Debug)]
+struct SledFiles {
+    dir: PathBuf,
+    /// sled's log; write access because some systems refuse to sync a read-only handle.
+    /// Nothing is written through it.
+    log: File,
+    /// Blob files already synced (blobs are written once, then only removed).
+    synced_blobs: parking_lot::Mutex<HashSet<OsString>>,
+}
+
+impl SledFiles {
+    fn open(dir: &Path) -> std::io::Result<SledFiles> {
+        let log = File::options()
+            .read(true)
+            .write(true)
+            .open(dir.join(SLED_LOG_FILE))?;
+        // sled created or opened its log while opening: make its directory entry durable.
+        sync_dir(dir)?;
+        Ok(SledFiles {
+            dir: dir.to_path_buf(),
+            log,
+            synced_blobs: parking_lot::Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Syncs the log, then every blob not synced yet and, if there was one, `blobs/`.
+    fn sync(&self) -> std::io::Result<()> {
+        self.log.sync_data()?;
+        let blobs = self.dir.join(SLED_BLOB_DIR);
+        let entries = match std::fs::read_dir(&blobs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut synced = self.synced_blobs.lock();
+        let mut present = HashSet::with_capacity(synced.len());
+        let mut new = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !synced.contains(&name) {
+                match File::open(blobs.join(&name)) {
+                    Ok(f) => f.sync_all()?,
+                    // sled removed it meanwhile (its segment was cleaned).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            sync_dir(&blobs)?;
+            if synced.is_empty() {
+                // `blobs/` itself may be new.
+                sync_dir(&self.dir)?;
+            }
+        }
+        *synced = present;
+        Ok(())
+    }
+}
+
+/// Makes the entries of directory `dir` durable (a no-op where directories cannot be
+/// opened as files).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
 
 /// A handle on the open store; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Kv {
     db: sled::Db,
     trees: Vec<sled::Tree>,
-    /// sled's log file, synced after every flush (see the module docs); `None` for a
-    /// temporary store.
-    log: Option<Arc<File>>,
+    /// Synced after every flush (see the module docs); `None` for a temporary store.
+    files: Option<Arc<SledFiles>>,
 }
 
 impl std::fmt::Debug for Kv {
@@ -118,16 +197,7 @@ impl Kv {
     pub(crate) fn open(path: &Path) -> Result<Kv> {
         let config = sled::Config::new().path(path).flush_every_ms(Some(500));
         let mut kv = Self::open_config(config, path.to_path_buf())?;
-        // sled created or opened its log while opening: make its directory entry durable
-        // once, and keep a handle to sync the log after each flush. Write access because
-        // some systems refuse to sync a read-only handle; nothing is written through it.
-        let log = File::options()
-            .read(true)
-            .write(true)
-            .open(path.join(SLED_LOG_FILE))?;
-        #[cfg(unix)]
-        File::open(path)?.sync_all()?;
-        kv.log = Some(Arc::new(log));
+        kv.files = Some(Arc::new(SledFiles::open(path)?));
         Ok(kv)
     }
 
@@ -150,7 +220,7 @@ impl Kv {
             Ok(Kv {
                 db,
                 trees,
-                log: None,
+                files: None,
             })
         }));
         match opened {
@@ -263,11 +333,11 @@ impl Kv {
     }
 
     /// Makes every write before this call durable: sled's flush, then an `fdatasync` of
-    /// its log (see the module docs).
+    /// its log and an `fsync` of its new blob files (see the module docs).
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map_err(engine)?;
-        if let Some(log) = &self.log {
-            log.sync_data()?;
+        if let Some(files) = &self.files {
+            files.sync()?;
         }
         Ok(())
     }
@@ -283,17 +353,14 @@ mod tests {
     fn flush_syncs_the_file_sled_writes_its_log_to() {
         let dir = tempfile::tempdir().unwrap();
         let kv = Kv::open(dir.path()).unwrap();
-        let log = kv
-            .log
-            .clone()
-            .expect("an on-disk store keeps its log handle");
+        let files = kv.files.clone().expect("an on-disk store keeps its files");
         let mut ws = WriteSet::default();
         for i in 0..2_000u32 {
             ws.put(TreeId::Rows, i.to_be_bytes(), [7u8; 100]);
         }
         kv.commit(&ws).unwrap();
         kv.flush().unwrap();
-        let ours = log.metadata().unwrap();
+        let ours = files.log.metadata().unwrap();
         let on_disk = std::fs::metadata(dir.path().join(SLED_LOG_FILE)).unwrap();
         #[cfg(unix)]
         {
@@ -305,10 +372,41 @@ mod tests {
         assert_eq!(ours.len(), on_disk.len());
     }
 
+    /// A value too large for a log segment goes to a blob file, which sled never syncs:
+    /// `flush` must find and sync it, once, and forget it when sled removes it.
+    #[test]
+    fn flush_syncs_new_blob_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Kv::open(dir.path()).unwrap();
+        let files = kv.files.clone().unwrap();
+        let mut ws = WriteSet::default();
+        ws.put(TreeId::Rows, b"big", vec![42u8; 300_000]);
+        kv.commit(&ws).unwrap();
+        kv.flush().unwrap();
+        let on_disk: HashSet<OsString> = std::fs::read_dir(dir.path().join(SLED_BLOB_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(!on_disk.is_empty(), "sled wrote no blob for a 300 KB value");
+        assert_eq!(*files.synced_blobs.lock(), on_disk);
+        // A blob that disappears is dropped from the set at the next flush.
+        let gone = on_disk.iter().next().unwrap().clone();
+        files
+            .synced_blobs
+            .lock()
+            .insert(OsString::from("removed-by-sled"));
+        kv.flush().unwrap();
+        assert!(!files
+            .synced_blobs
+            .lock()
+            .contains(&OsString::from("removed-by-sled")));
+        assert!(files.synced_blobs.lock().contains(&gone));
+    }
+
     #[test]
     fn a_temporary_store_has_no_log_to_sync() {
         let kv = Kv::temporary().unwrap();
-        assert!(kv.log.is_none());
+        assert!(kv.files.is_none());
         kv.flush().unwrap();
     }
 }
