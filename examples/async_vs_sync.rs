@@ -2,11 +2,12 @@
 //!
 //! Adds, searches and deletes 10 and 100 documents one call at a time, first with one
 //! async task per call (joined), then with the blocking calls one after another, plus MMR,
-//! upsert, search_by_metadata and get_pks rows. The workload lives in
+//! upsert, search_by_metadata and get_pks rows. Each row runs five times and reports the
+//! median (`--rounds 1`: the tutorial's single run). The workload lives in
 //! `quiverdb_cli::bench` (also run by `quiver bench`); this example only parses arguments.
 //!
 //! ```text
-//! cargo run --release --example async_vs_sync [-- --docs N] [--path DIR]
+//! cargo run --release --example async_vs_sync [-- --docs N] [--path DIR] [--rounds R]
 //! ```
 
 use quiverdb_cli::bench::{self, BenchOptions};
@@ -29,6 +30,13 @@ fn parse_args() -> BenchOptions {
                         .into(),
                 )
             }
+            "--rounds" => {
+                opts.rounds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&r| r > 0)
+                    .unwrap_or_else(|| usage("--rounds takes a count of at least 1"))
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -40,7 +48,7 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("error: {msg}");
     }
-    eprintln!("usage: async_vs_sync [--docs N (default 1000)] [--path DIR (default: a temporary directory)]");
+    eprintln!("usage: async_vs_sync [--docs N (default 1000)] [--path DIR (default: a temporary directory)] [--rounds R (default 5; the median is reported)]");
     std::process::exit(if msg.is_empty() { 0 } else { 2 });
 }
 

@@ -6,6 +6,11 @@
 //! upsert, search_by_metadata and get_pks rows. Durability is on: every write that
 //! returns is fsynced. The figures of Milvus Lite 3.2.2 through langchain-milvus 0.4.0 on
 //! this kind of machine (`shared/peers/README.md`) are printed beside ours.
+//!
+//! Each row runs [`BenchOptions::rounds`] times (writes on a fresh store each time) and
+//! reports the median: one burst of 100 calls takes a few milliseconds, and on a shared
+//! two-core machine a single burst can lose a third of that to a neighbour. `rounds = 1`
+//! gives the tutorial's single run.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +46,8 @@ pub struct BenchOptions {
     pub docs: usize,
     /// Directory to work in (default: a temporary directory, removed afterwards).
     pub path: Option<PathBuf>,
+    /// How many times each row runs; the report gives the median (default 5, at least 1).
+    pub rounds: usize,
 }
 
 impl Default for BenchOptions {
@@ -48,11 +55,13 @@ impl Default for BenchOptions {
         BenchOptions {
             docs: 1000,
             path: None,
+            rounds: 5,
         }
     }
 }
 
-/// One row of the summary table: seconds for the blocking and the async calls.
+/// One row of the summary table: seconds for the blocking and the async calls, each the
+/// median of the rounds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchRow {
     /// The operation (`add 10`, `search 100`, ...).
@@ -61,6 +70,38 @@ pub struct BenchRow {
     pub sync_secs: f64,
     /// Seconds, one async task per call, joined.
     pub async_secs: f64,
+}
+
+/// The seconds each round of one timed operation took.
+#[derive(Debug, Clone, Default)]
+struct Times(Vec<f64>);
+
+impl Times {
+    /// Records the time since `t`.
+    fn stop(&mut self, t: Instant) {
+        self.0.push(t.elapsed().as_secs_f64());
+    }
+
+    /// The median (the upper one of an even count); NaN before any round.
+    fn median(&self) -> f64 {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    /// `0.0038 seconds`, with the spread when there were several rounds:
+    /// `0.0038 seconds (median of 5: 0.0031–0.0052)`.
+    fn describe(&self, unit: &str) -> String {
+        let med = self.median();
+        match self.0.len() {
+            0 | 1 => format!("{med:.4} {unit}"),
+            n => {
+                let lo = self.0.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                format!("{med:.4} {unit} (median of {n}: {lo:.4}–{hi:.4})")
+            }
+        }
+    }
 }
 
 /// Every timed operation, in the order run.
@@ -78,6 +119,10 @@ impl BenchReport {
             async_secs,
         });
     }
+
+    fn row_of(&mut self, name: &str, sync: &Times, asynchronous: &Times) {
+        self.row(name, sync.median(), asynchronous.median());
+    }
 }
 
 macro_rules! say {
@@ -88,6 +133,9 @@ macro_rules! say {
 /// Runs the workload on the caller's tokio runtime (multi-threaded: the async rows spawn
 /// tasks), writing progress lines and the final markdown table to `out`.
 pub async fn run<W: Write + Send>(opts: BenchOptions, out: &mut W) -> Result<BenchReport> {
+    if opts.rounds == 0 {
+        return Err(CliError::Bench("rounds must be at least 1".into()));
+    }
     let tmp;
     let root = match &opts.path {
         Some(p) => p.clone(),
@@ -97,37 +145,35 @@ pub async fn run<W: Write + Send>(opts: BenchOptions, out: &mut W) -> Result<Ben
         }
     };
     let path = root.join("perf.quiver");
-    let docs = opts.docs;
+    let (docs, rounds) = (opts.docs, opts.rounds);
     let mut report = BenchReport::default();
     say!(
         out,
-        "QuiverDB async vs sync — durable writes, {docs} docs for searches, 384-d hashing embeddings\n"
+        "QuiverDB async vs sync — durable writes, {docs} docs for searches, 384-d hashing embeddings, median of {rounds} round{}\n",
+        if rounds == 1 { "" } else { "s" }
     );
 
-    adds(&path, &mut report, out).await?;
-    searches(&path, docs, &mut report, out).await?;
-    deletes(&path, &mut report, out).await?;
+    adds(&path, rounds, &mut report, out).await?;
+    searches(&path, docs, rounds, &mut report, out).await?;
+    deletes(&path, rounds, &mut report, out).await?;
 
     say!(out);
     write_table(&report, out)?;
     Ok(report)
 }
 
-/// The summary table in markdown, with the Milvus Lite figures and the ratios to them.
+/// The summary table in markdown, with the Milvus Lite figures and the ratios to them
+/// (`—` where Milvus Lite has no figure for the row).
 pub fn write_table<W: Write>(report: &BenchReport, out: &mut W) -> Result<()> {
     say!(out, "| operation | QuiverDB sync s | QuiverDB async s | async speed-up | Milvus Lite sync s | Milvus Lite async s | vs Lite (sync) | vs Lite (async) |");
     say!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in &report.rows {
         let (name, s, a) = (&r.name, r.sync_secs, r.async_secs);
-        let lite = MILVUS_LITE.iter().find(|(n, _, _)| n == name);
-        let (ls, la) = lite.map_or((f64::NAN, f64::NAN), |(_, s, a)| (*s, *a));
-        say!(
-            out,
-            "| {name} | {s:.4} | {a:.4} | {:.1}× | {ls:.3} | {la:.3} | {:.0}× | {:.0}× |",
-            s / a,
-            ls / s,
-            la / a
-        );
+        let lite = match MILVUS_LITE.iter().find(|(n, _, _)| n == name) {
+            Some((_, ls, la)) => format!("{ls:.3} | {la:.3} | {:.0}× | {:.0}×", ls / s, la / a),
+            None => "— | — | — | —".to_owned(),
+        };
+        say!(out, "| {name} | {s:.4} | {a:.4} | {:.1}× | {lite} |", s / a);
     }
     Ok(())
 }
@@ -170,10 +216,6 @@ async fn populate(path: &Path, n: usize) -> Result<(VectorStore, Vec<Pk>)> {
     Ok((store, pks))
 }
 
-fn secs(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64()
-}
-
 fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<()> {
     if got == want {
         Ok(())
@@ -184,36 +226,52 @@ fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Res
     }
 }
 
-/// Adds, one document per call.
-async fn adds<W: Write + Send>(path: &Path, report: &mut BenchReport, out: &mut W) -> Result<()> {
+/// Adds, one document per call, each round on a fresh store.
+async fn adds<W: Write + Send>(
+    path: &Path,
+    rounds: usize,
+    report: &mut BenchReport,
+    out: &mut W,
+) -> Result<()> {
     for n in [10usize, 100] {
         let docs = make_docs(n, 0, "This is test document");
-        let store = new_store(path)?;
-        let t = Instant::now();
-        let tasks: Vec<_> = docs
-            .iter()
-            .cloned()
-            .map(|d| {
-                let s = store.clone();
-                tokio::spawn(async move { s.aadd_documents(vec![d], None).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await??;
-        }
-        let a = secs(t);
-        expect_eq("count after async adds", store.count()?, n)?;
-        say!(out, "Async add for {n} documents took {a:.4} seconds");
+        let (mut a, mut s) = (Times::default(), Times::default());
+        for _ in 0..rounds {
+            let store = new_store(path)?;
+            let t = Instant::now();
+            let tasks: Vec<_> = docs
+                .iter()
+                .cloned()
+                .map(|d| {
+                    let s = store.clone();
+                    tokio::spawn(async move { s.aadd_documents(vec![d], None).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await??;
+            }
+            a.stop(t);
+            expect_eq("count after async adds", store.count()?, n)?;
 
-        let store = new_store(path)?;
-        let t = Instant::now();
-        for d in &docs {
-            store.add_documents(vec![d.clone()], None)?;
+            let store = new_store(path)?;
+            let t = Instant::now();
+            for d in &docs {
+                store.add_documents(vec![d.clone()], None)?;
+            }
+            s.stop(t);
+            expect_eq("count after sync adds", store.count()?, n)?;
         }
-        let s = secs(t);
-        expect_eq("count after sync adds", store.count()?, n)?;
-        say!(out, "Sync add for {n} documents took {s:.4} seconds");
-        report.row(&format!("add {n}"), s, a);
+        say!(
+            out,
+            "Async add for {n} documents took {}",
+            a.describe("seconds")
+        );
+        say!(
+            out,
+            "Sync add for {n} documents took {}",
+            s.describe("seconds")
+        );
+        report.row_of(&format!("add {n}"), &s, &a);
     }
     Ok(())
 }
@@ -222,6 +280,7 @@ async fn adds<W: Write + Send>(path: &Path, report: &mut BenchReport, out: &mut 
 async fn searches<W: Write + Send>(
     path: &Path,
     docs: usize,
+    rounds: usize,
     report: &mut BenchReport,
     out: &mut W,
 ) -> Result<()> {
@@ -230,33 +289,43 @@ async fn searches<W: Write + Send>(
     say!(
         out,
         "\nPopulated {docs} documents in {:.3} seconds",
-        secs(t)
+        t.elapsed().as_secs_f64()
     );
+    let query = |i: usize| format!("test document {}", i % 50);
     for n in [10usize, 100] {
-        let t = Instant::now();
-        let tasks: Vec<_> = (0..n)
-            .map(|i| {
-                let s = store.clone();
-                tokio::spawn(async move {
-                    s.asimilarity_search(&format!("test document {}", i % 50), &SearchOptions::k(3))
-                        .await
+        let (mut a, mut s) = (Times::default(), Times::default());
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let tasks: Vec<_> = (0..n)
+                .map(|i| {
+                    let (st, q) = (store.clone(), query(i));
+                    tokio::spawn(
+                        async move { st.asimilarity_search(&q, &SearchOptions::k(3)).await },
+                    )
                 })
-            })
-            .collect();
-        for t in tasks {
-            expect_eq("async search hits", t.await??.len(), 3.min(docs))?;
+                .collect();
+            for t in tasks {
+                expect_eq("async search hits", t.await??.len(), 3.min(docs))?;
+            }
+            a.stop(t);
+            let t = Instant::now();
+            for i in 0..n {
+                let hits = store.similarity_search(&query(i), &SearchOptions::k(3))?;
+                expect_eq("search hits", hits.len(), 3.min(docs))?;
+            }
+            s.stop(t);
         }
-        let a = secs(t);
-        say!(out, "Async search for {n} queries took {a:.4} seconds");
-        let t = Instant::now();
-        for i in 0..n {
-            let hits = store
-                .similarity_search(&format!("test document {}", i % 50), &SearchOptions::k(3))?;
-            expect_eq("search hits", hits.len(), 3.min(docs))?;
-        }
-        let s = secs(t);
-        say!(out, "Sync search for {n} queries took {s:.4} seconds");
-        report.row(&format!("search {n}"), s, a);
+        say!(
+            out,
+            "Async search for {n} queries took {}",
+            a.describe("seconds")
+        );
+        say!(
+            out,
+            "Sync search for {n} queries took {}",
+            s.describe("seconds")
+        );
+        report.row_of(&format!("search {n}"), &s, &a);
     }
 
     let mmr = MmrOptions {
@@ -264,134 +333,167 @@ async fn searches<W: Write + Send>(
         fetch_k: 20,
         ..MmrOptions::default()
     };
-    let t = Instant::now();
-    for i in 0..100 {
-        store.max_marginal_relevance_search(&format!("test document {}", i % 50), &mmr)?;
-    }
-    let s = secs(t);
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..100)
-        .map(|i| {
-            let (st, o) = (store.clone(), mmr.clone());
-            tokio::spawn(async move {
-                st.amax_marginal_relevance_search(&format!("test document {}", i % 50), &o)
-                    .await
+    let (mut a, mut s) = (Times::default(), Times::default());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for i in 0..100 {
+            store.max_marginal_relevance_search(&query(i), &mmr)?;
+        }
+        s.stop(t);
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let (st, q, o) = (store.clone(), query(i), mmr.clone());
+                tokio::spawn(async move { st.amax_marginal_relevance_search(&q, &o).await })
             })
-        })
-        .collect();
-    for t in tasks {
-        t.await??;
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        a.stop(t);
     }
-    let a = secs(t);
     say!(
         out,
-        "MMR search for 100 queries took {s:.4} s sync, {a:.4} s async"
+        "MMR search for 100 queries took {} sync, {} async",
+        s.describe("s"),
+        a.describe("s")
     );
-    report.row("mmr 100", s, a);
+    report.row_of("mmr 100", &s, &a);
 
     let q = QueryOptions::default();
-    let t = Instant::now();
-    for _ in 0..100 {
-        let r = store.search_by_metadata("category == 'cat_1'", &q)?;
-        expect_eq("search_by_metadata hits", r.len(), 10.min(docs / 5))?;
+    let (mut a, mut s) = (Times::default(), Times::default());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..100 {
+            let r = store.search_by_metadata("category == 'cat_1'", &q)?;
+            expect_eq("search_by_metadata hits", r.len(), 10.min(docs / 5))?;
+        }
+        s.stop(t);
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (st, o) = (store.clone(), q.clone());
+                tokio::spawn(async move { st.asearch_by_metadata("category == 'cat_1'", &o).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        a.stop(t);
     }
-    let s = secs(t);
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let (st, o) = (store.clone(), q.clone());
-            tokio::spawn(async move { st.asearch_by_metadata("category == 'cat_1'", &o).await })
-        })
-        .collect();
-    for t in tasks {
-        t.await??;
-    }
-    let a = secs(t);
     say!(
         out,
-        "search_by_metadata x100 took {s:.4} s sync, {a:.4} s async"
+        "search_by_metadata x100 took {} sync, {} async",
+        s.describe("s"),
+        a.describe("s")
     );
-    report.row("search_by_metadata 100", s, a);
+    report.row_of("search_by_metadata 100", &s, &a);
 
-    let t = Instant::now();
-    for _ in 0..100 {
-        store.get_pks("category == 'cat_1'")?;
+    let (mut a, mut s) = (Times::default(), Times::default());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..100 {
+            store.get_pks("category == 'cat_1'")?;
+        }
+        s.stop(t);
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let st = store.clone();
+                tokio::spawn(async move { st.aget_pks("category == 'cat_1'").await })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        a.stop(t);
     }
-    let s = secs(t);
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let st = store.clone();
-            tokio::spawn(async move { st.aget_pks("category == 'cat_1'").await })
-        })
-        .collect();
-    for t in tasks {
-        t.await??;
-    }
-    let a = secs(t);
-    say!(out, "get_pks x100 took {s:.4} s sync, {a:.4} s async");
-    report.row("get_pks 100", s, a);
+    say!(
+        out,
+        "get_pks x100 took {} sync, {} async",
+        s.describe("s"),
+        a.describe("s")
+    );
+    report.row_of("get_pks 100", &s, &a);
 
+    // Every round replaces the same records again (an upsert of a pk that exists).
     let up = 100.min(pks.len() / 2);
-    let t = Instant::now();
-    store.upsert(
-        Some(pks[..up].to_vec()),
-        make_docs(up, 0, "This is UPDATED document"),
-    )?;
-    let s = secs(t);
-    let t = Instant::now();
-    store
-        .aupsert(
-            Some(pks[up..2 * up].to_vec()),
-            make_docs(up, up, "This is UPDATED2 document"),
-        )
-        .await?;
-    let a = secs(t);
-    expect_eq("count after upserts", store.count()?, docs)?;
+    let (mut a, mut s) = (Times::default(), Times::default());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        store.upsert(
+            Some(pks[..up].to_vec()),
+            make_docs(up, 0, "This is UPDATED document"),
+        )?;
+        s.stop(t);
+        let t = Instant::now();
+        store
+            .aupsert(
+                Some(pks[up..2 * up].to_vec()),
+                make_docs(up, up, "This is UPDATED2 document"),
+            )
+            .await?;
+        a.stop(t);
+        expect_eq("count after upserts", store.count()?, docs)?;
+    }
     let updated = store.get_pks("text like 'This is UPDATED%'")?.len();
     expect_eq("updated records", updated, 2 * up)?;
     say!(
         out,
-        "Upsert of {up} documents in one call took {s:.4} s sync, {a:.4} s async"
+        "Upsert of {up} documents in one call took {} sync, {} async",
+        s.describe("s"),
+        a.describe("s")
     );
-    report.row("upsert 100 (one call)", s, a);
+    report.row_of("upsert 100 (one call)", &s, &a);
     Ok(())
 }
 
-/// Deletes by filter, one per call.
+/// Deletes by filter, one per call, each round on a freshly populated store.
 async fn deletes<W: Write + Send>(
     path: &Path,
+    rounds: usize,
     report: &mut BenchReport,
     out: &mut W,
 ) -> Result<()> {
     for n in [10usize, 100] {
-        let (store, _) = populate(path, 1000).await?;
-        let t = Instant::now();
-        let tasks: Vec<_> = (0..n)
-            .map(|i| {
-                let s = store.clone();
-                tokio::spawn(
-                    async move { s.adelete(None, Some(&format!("id == 'doc_{i}'"))).await },
-                )
-            })
-            .collect();
-        for t in tasks {
-            expect_eq("async deleted", t.await??, 1)?;
-        }
-        let a = secs(t);
-        expect_eq("count after async deletes", store.count()?, 1000 - n)?;
-        say!(out, "Async delete for {n} documents took {a:.4} seconds");
+        let (mut a, mut s) = (Times::default(), Times::default());
+        for _ in 0..rounds {
+            let (store, _) = populate(path, 1000).await?;
+            let t = Instant::now();
+            let tasks: Vec<_> = (0..n)
+                .map(|i| {
+                    let s = store.clone();
+                    tokio::spawn(
+                        async move { s.adelete(None, Some(&format!("id == 'doc_{i}'"))).await },
+                    )
+                })
+                .collect();
+            for t in tasks {
+                expect_eq("async deleted", t.await??, 1)?;
+            }
+            a.stop(t);
+            expect_eq("count after async deletes", store.count()?, 1000 - n)?;
 
-        let (store, _) = populate(path, 1000).await?;
-        let t = Instant::now();
-        for i in 0..n {
-            let deleted = store.delete(None, Some(&format!("id == 'doc_{i}'")))?;
-            expect_eq("deleted", deleted, 1)?;
+            let (store, _) = populate(path, 1000).await?;
+            let t = Instant::now();
+            for i in 0..n {
+                let deleted = store.delete(None, Some(&format!("id == 'doc_{i}'")))?;
+                expect_eq("deleted", deleted, 1)?;
+            }
+            s.stop(t);
+            expect_eq("count after deletes", store.count()?, 1000 - n)?;
         }
-        let s = secs(t);
-        expect_eq("count after deletes", store.count()?, 1000 - n)?;
-        say!(out, "Sync delete for {n} documents took {s:.4} seconds");
-        report.row(&format!("delete {n}"), s, a);
+        say!(
+            out,
+            "Async delete for {n} documents took {}",
+            a.describe("seconds")
+        );
+        say!(
+            out,
+            "Sync delete for {n} documents took {}",
+            s.describe("seconds")
+        );
+        report.row_of(&format!("delete {n}"), &s, &a);
     }
     Ok(())
 }
@@ -425,7 +527,68 @@ mod tests {
             lines[2],
             "| add 10 | 0.0533 | 0.0286 | 1.9× | 0.533 | 0.572 | 10× | 20× |"
         );
-        assert!(lines[3].contains("| NaN | NaN |"), "{}", lines[3]);
+        assert_eq!(
+            lines[3],
+            "| upsert 100 (one call) | 0.0100 | 0.0100 | 1.0× | — | — | — | — |"
+        );
+    }
+
+    #[test]
+    fn times_report_the_median_and_the_spread() {
+        let mut t = Times::default();
+        assert!(t.median().is_nan());
+        t.0 = vec![0.003];
+        assert_eq!(t.describe("seconds"), "0.0030 seconds");
+        t.0 = vec![0.005, 0.001, 0.003, 0.002];
+        assert_eq!(t.median(), 0.003);
+        assert_eq!(t.describe("s"), "0.0030 s (median of 4: 0.0010–0.0050)");
+    }
+
+    #[tokio::test]
+    async fn zero_rounds_is_an_error() {
+        let opts = BenchOptions {
+            rounds: 0,
+            ..BenchOptions::default()
+        };
+        let e = run(opts, &mut Vec::new()).await.unwrap_err().to_string();
+        assert!(e.contains("rounds must be at least 1"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_run_reports_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BenchOptions {
+            docs: 40,
+            path: Some(dir.path().to_path_buf()),
+            rounds: 2,
+        };
+        let mut out = Vec::new();
+        let report = run(opts, &mut out).await.unwrap();
+        let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "add 10",
+                "add 100",
+                "search 10",
+                "search 100",
+                "mmr 100",
+                "search_by_metadata 100",
+                "get_pks 100",
+                "upsert 100 (one call)",
+                "delete 10",
+                "delete 100"
+            ]
+        );
+        for r in &report.rows {
+            assert!(r.sync_secs > 0.0 && r.async_secs > 0.0, "{r:?}");
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("median of 2 rounds"), "{text}");
+        assert!(
+            text.contains("Async add for 100 documents took ") && text.contains("(median of 2: "),
+            "{text}"
+        );
     }
 
     #[test]

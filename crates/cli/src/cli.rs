@@ -243,4 +243,7 @@ pub struct BenchArgs {
     /// Work in this directory instead of a temporary one.
     #[arg(long)]
     pub path: Option<PathBuf>,
+    /// Run each row this many times and report the median.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
 }

@@ -119,6 +119,7 @@ pub fn run<W: Write + Send>(cli: Cli, out: &mut W) -> Result<()> {
             let opts = crate::bench::BenchOptions {
                 docs: a.docs,
                 path: a.path.clone(),
+                rounds: a.rounds,
             };
             runtime.block_on(crate::bench::run(opts, out))?;
             Ok(())
