@@ -27,20 +27,35 @@ pub struct Sq8 {
 /// Rows a quantizer is trained on at most (evenly spaced over the data).
 const TRAIN_ROWS: usize = 100_000;
 
-impl Sq8 {
-    /// Learns the range of every dimension from `data` (`n` rows of `dim` floats, all
-    /// finite): its minimum and maximum over up to [`TRAIN_ROWS`] evenly spaced rows.
-    pub fn train(dim: usize, data: &[f32]) -> Sq8 {
-        let n = data.len().checked_div(dim).unwrap_or(0);
-        let mut lo = vec![f32::INFINITY; dim];
-        let mut hi = vec![f32::NEG_INFINITY; dim];
-        let stride = n.div_ceil(TRAIN_ROWS).max(1);
-        for row in data.chunks_exact(dim.max(1)).step_by(stride) {
-            for ((l, h), &x) in lo.iter_mut().zip(&mut hi).zip(row) {
-                *l = l.min(x);
-                *h = h.max(x);
-            }
+/// The per-dimension minimum and maximum of the rows seen so far: [`Sq8::train`] in
+/// pieces (a caller that must not hold a lock for the whole pass feeds it a few rows at a
+/// time). Rows fed in any order give the same quantizer.
+#[derive(Debug, Clone)]
+pub struct Sq8Ranges {
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+}
+
+impl Sq8Ranges {
+    /// No rows seen yet.
+    pub fn new(dim: usize) -> Sq8Ranges {
+        Sq8Ranges {
+            lo: vec![f32::INFINITY; dim],
+            hi: vec![f32::NEG_INFINITY; dim],
         }
+    }
+
+    /// Widens the ranges to hold `row` (finite values).
+    pub fn observe(&mut self, row: &[f32]) {
+        for ((l, h), &x) in self.lo.iter_mut().zip(&mut self.hi).zip(row) {
+            *l = l.min(x);
+            *h = h.max(x);
+        }
+    }
+
+    /// The quantizer of these ranges: 256 levels from each minimum to its maximum.
+    pub fn finish(self) -> Sq8 {
+        let Sq8Ranges { mut lo, hi } = self;
         let step = lo
             .iter_mut()
             .zip(&hi)
@@ -61,6 +76,26 @@ impl Sq8 {
             .collect::<Vec<f32>>();
         let inv_step = step.iter().map(|s| 1.0 / s).collect();
         Sq8 { lo, step, inv_step }
+    }
+}
+
+impl Sq8 {
+    /// Learns the range of every dimension from `data` (`n` rows of `dim` floats, all
+    /// finite): its minimum and maximum over up to [`TRAIN_ROWS`] evenly spaced rows (every
+    /// [`Sq8::train_stride`]`(n)`-th).
+    pub fn train(dim: usize, data: &[f32]) -> Sq8 {
+        let n = data.len().checked_div(dim).unwrap_or(0);
+        let mut ranges = Sq8Ranges::new(dim);
+        for row in data.chunks_exact(dim.max(1)).step_by(Self::train_stride(n)) {
+            ranges.observe(row);
+        }
+        ranges.finish()
+    }
+
+    /// Which rows [`Sq8::train`] learns from when there are `n`: every `stride`-th,
+    /// starting with the first.
+    pub fn train_stride(n: usize) -> usize {
+        n.div_ceil(TRAIN_ROWS).max(1)
     }
 
     /// The dimension this quantizer was trained for.

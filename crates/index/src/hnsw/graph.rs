@@ -68,12 +68,14 @@ pub(super) struct Graph {
     pub(super) entry: AtomicU64,
     pub(super) n_deleted: AtomicUsize,
     /// The quantizer of `codes`, set once the graph reaches `quantize_from` nodes and
-    /// trained again each time the node count doubles past `trained_at` (so the ranges
-    /// follow the data; values outside them are clamped meanwhile).
+    /// trained again once the node count has doubled past `trained_at` (so the ranges
+    /// follow the data; values outside them are clamped meanwhile). The first training
+    /// happens in [`Graph::push`]; later ones are due ([`Graph::retrain_due`]) until the
+    /// index re-trains outside the write lock (`NativeHnsw::retrain_codes_if_due`).
     pub(super) sq8: Option<Sq8>,
     pub(super) codes: Vec<u8>,
     pub(super) quantize_from: usize,
-    trained_at: usize,
+    pub(super) trained_at: usize,
 }
 
 impl Graph {
@@ -157,12 +159,42 @@ impl Graph {
         self.deleted.push(AtomicBool::new(false));
         self.slots.insert(id, slot);
         match &self.sq8 {
-            Some(_) if self.len() >= 2 * self.trained_at => self.quantize(),
             Some(q) => q.encode_into(&self.vectors[start..], &mut self.codes),
             None if self.len() >= self.quantize_from => self.quantize(),
             None => {}
         }
         slot
+    }
+
+    /// Whether the node count has doubled since the codes were trained: the quantizer
+    /// should learn the ranges again (see [`Graph::install_codes`]).
+    pub(super) fn retrain_due(&self) -> bool {
+        self.sq8.is_some() && self.len() >= 2 * self.trained_at
+    }
+
+    /// Replaces the quantizer by `q`, trained on the first `n` nodes, with `codes` the
+    /// codes of those `n` nodes under `q`; codes the nodes pushed since, and returns the
+    /// old codes (for the caller to free outside the lock). Refused (`Err(codes)`, nothing
+    /// changes) if the codes changed meanwhile (another training, or
+    /// [`Graph::set_quantize_from`]), i.e. unless they are still the ones trained at
+    /// `trained_at`.
+    pub(super) fn install_codes(
+        &mut self,
+        trained_at: usize,
+        q: Sq8,
+        mut codes: Vec<u8>,
+    ) -> Result<Vec<u8>, Vec<u8>> {
+        let n = codes.len() / self.dim.max(1);
+        if self.sq8.is_none() || self.trained_at != trained_at || n > self.len() {
+            return Err(codes);
+        }
+        codes.reserve(self.vectors.len() - codes.len());
+        for v in self.vectors[n * self.dim..].chunks_exact(self.dim) {
+            q.encode_into(v, &mut codes);
+        }
+        self.sq8 = Some(q);
+        self.trained_at = n;
+        Ok(std::mem::replace(&mut self.codes, codes))
     }
 
     /// Trains an 8-bit quantizer on the vectors and codes every node (from then on, new
@@ -342,6 +374,15 @@ impl Graph {
         let coded = if self.sq8.is_some() { n * self.dim } else { 0 };
         if self.codes.len() != coded {
             return Err(format!("{} code bytes for {n} nodes", self.codes.len()));
+        }
+        if let Some(q) = &self.sq8 {
+            let mut code = vec![0u8; self.dim];
+            for s in 0..n as u32 {
+                q.encode(self.vector(s), &mut code);
+                if code != self.code(s) {
+                    return Err(format!("node {s}: its code is not its vector's"));
+                }
+            }
         }
         let mut links = Vec::new();
         let mut max_level = None::<u8>;

@@ -11,8 +11,9 @@
 //!   and shared by a batch of queries). Otherwise greedy descent, then a beam of
 //!   `max(ef, k)` at level 0 with a pooled, generation-stamped visited set and prefetch
 //!   of the next neighbour's vector and of the next candidate's links. Once the vectors take [`QUANTIZE_FROM_BYTES`], the graph also
-//!   keeps 8-bit codes of them (`crate::quant`, trained on the data, again at each
-//!   doubling of the node count); searches walk on the codes — a quarter of the memory per
+//!   keeps 8-bit codes of them (`crate::quant`, trained on the data, again each time the
+//!   node count has doubled — that re-training codes every node outside the write lock, see
+//!   [`NativeHnsw::codes_trained_at`]); searches walk on the codes — a quarter of the memory per
 //!   node — and re-rank their `ef` final candidates by the exact f32 distance, so answers
 //!   carry exact distances in exact order. Builds always use the f32 vectors. The codes
 //!   are not stored in snapshots: a load makes them (in parallel) from the vectors.
@@ -30,7 +31,8 @@
 //!
 //! # Concurrency
 //! `graph` is a `RwLock`: appending nodes takes it for writing (briefly: a copy of the
-//! vector); linking, searching and removing take it for reading. Links are atomics written
+//! vector); linking, searching and removing take it for reading. Re-training the codes
+//! reads it a chunk at a time and writes it only to swap the code arrays. Links are atomics written
 //! under a per-node mutex, so a search may read a list while it is being rewritten (it then
 //! sees old and new links, all valid). `gate` is shared by inserts and exclusive for
 //! `save_snapshot`, so a snapshot never holds a half-linked node. No guard is held across a
@@ -48,7 +50,7 @@ mod search;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::{Mutex, RwLock};
 use quiverdb_types::{Metric, RowId};
@@ -88,6 +90,11 @@ pub const EXACT_SCAN_MAX_NODES: usize = 2_048;
 /// See [`EXACT_SCAN_MAX_NODES`]: 1.5 MiB, most of one core's L2 cache here.
 pub const EXACT_SCAN_MAX_BYTES: usize = 3 << 19;
 
+/// Nodes coded per hold of the read lock while the codes are trained again
+/// ([`NativeHnsw::retrain_codes_if_due`]): a few milliseconds of coding at 384-d, so a
+/// writer (and, the lock being fair, the searches queued behind it) waits at most that.
+const RETRAIN_CHUNK_NODES: usize = 8_192;
+
 /// The default scan limit, in nodes, for vectors of `dim` components.
 fn default_exact_scan_max_nodes(dim: usize) -> usize {
     EXACT_SCAN_MAX_NODES.min(EXACT_SCAN_MAX_BYTES / (4 * dim.max(1)))
@@ -108,6 +115,8 @@ pub struct NativeHnsw {
     exact_scan_max_nodes: AtomicUsize,
     /// Tombstones in the graph when it was last repaired (see [`NativeHnsw::needs_repair`]).
     repaired_at: AtomicUsize,
+    /// A thread is training the codes again ([`NativeHnsw::retrain_codes_if_due`]).
+    retraining: AtomicBool,
     scratch: Mutex<Vec<Scratch>>,
 }
 
@@ -131,6 +140,7 @@ impl NativeHnsw {
             exact_fallbacks: AtomicUsize::new(0),
             exact_scan_max_nodes: AtomicUsize::new(default_exact_scan_max_nodes(config.dim)),
             repaired_at: AtomicUsize::new(0),
+            retraining: AtomicBool::new(false),
             scratch: Mutex::new(Vec::new()),
         }
     }
@@ -176,6 +186,13 @@ impl NativeHnsw {
         self.graph.read().sq8.is_some()
     }
 
+    /// How many nodes the current 8-bit quantizer was trained on (`None`: no codes). It is
+    /// trained again by the first insert that finds the graph at twice that size.
+    pub fn codes_trained_at(&self) -> Option<usize> {
+        let g = self.graph.read();
+        g.sq8.as_ref().map(|_| g.trained_at)
+    }
+
     /// How many searches so far hit the work bound and were answered by an exact scan.
     pub fn exact_fallbacks(&self) -> usize {
         self.exact_fallbacks.load(Relaxed)
@@ -217,6 +234,79 @@ impl NativeHnsw {
                 g.push(*id, v, level, self.config.metric == Metric::Cosine)
             })
             .collect())
+    }
+
+    /// Trains the 8-bit quantizer again once the graph has doubled since the last training
+    /// ([`Graph::retrain_due`]); called by inserts after their nodes are linked.
+    ///
+    /// Coding a million 384-d vectors takes about a quarter of a second, so it is not done
+    /// under the write lock (which would stall every search and insert that long): the
+    /// ranges are learned and the existing nodes coded into a new array a chunk at a time,
+    /// each under a short read lock, while searches keep walking on the old codes; the write
+    /// lock is taken only to code the nodes pushed meanwhile and swap the arrays. The gate
+    /// is held throughout, so no compaction swaps the graph in between; one thread does it
+    /// at a time (others go on at once).
+    fn retrain_codes_if_due(&self) {
+        if !self.graph.read().retrain_due() || self.retraining.swap(true, Relaxed) {
+            return;
+        }
+        let _gate = self.gate.read();
+        let (n, dim, trained_at) = {
+            let g = self.graph.read();
+            (g.len(), g.dim, g.trained_at)
+        };
+        if n > 0 && self.graph.read().retrain_due() {
+            let stride = crate::quant::Sq8::train_stride(n);
+            let mut ranges = crate::quant::Sq8Ranges::new(dim);
+            for start in (0..n).step_by(RETRAIN_CHUNK_NODES) {
+                let g = self.graph.read();
+                let first = start.next_multiple_of(stride);
+                for s in (first..n.min(start + RETRAIN_CHUNK_NODES)).step_by(stride) {
+                    ranges.observe(g.vector(s as u32));
+                }
+            }
+            let q = ranges.finish();
+            // Room for the nodes to come, as `Graph::quantize` makes it.
+            let mut codes = Vec::with_capacity(self.graph.read().vectors.capacity());
+            codes.resize(n * dim, 0);
+            self.code_in_chunks(&q, &mut codes);
+            let replaced = self.graph.write().install_codes(trained_at, q, codes);
+            // The old codes (or the refused new ones) are freed here, not under the lock.
+            if replaced.is_err() {
+                tracing::debug!("codes changed during re-training; the new ones are dropped");
+            }
+        }
+        self.retraining.store(false, Relaxed);
+    }
+
+    /// Codes the first `codes.len() / dim` nodes with `q` into `codes`, on one scoped
+    /// thread per core (as `Graph::quantize` does, not on rayon: an insert may run inside a
+    /// rayon job), each taking the read lock for one chunk of [`RETRAIN_CHUNK_NODES`] at a
+    /// time.
+    fn code_in_chunks(&self, q: &crate::quant::Sq8, codes: &mut [u8]) {
+        let dim = self.config.dim;
+        let chunk = RETRAIN_CHUNK_NODES * dim;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = codes.len().div_ceil(chunk).div_ceil(threads).max(1) * chunk;
+        let code_part = |first_node: usize, part: &mut [u8]| {
+            for (c, piece) in part.chunks_mut(chunk).enumerate() {
+                let g = self.graph.read();
+                let first = first_node + c * RETRAIN_CHUNK_NODES;
+                for (j, code) in piece.chunks_exact_mut(dim).enumerate() {
+                    q.encode(g.vector((first + j) as u32), code);
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let mut parts = codes.chunks_mut(per_thread).enumerate();
+            let mine = parts.next();
+            for (t, part) in parts {
+                scope.spawn(move || code_part(t * per_thread / dim, part));
+            }
+            if let Some((_, part)) = mine {
+                code_part(0, part);
+            }
+        });
     }
 
     fn link_slot(&self, slot: u32, s: &mut Scratch) {
@@ -268,6 +358,7 @@ impl VectorIndex for NativeHnsw {
         let mut s = self.take_scratch();
         self.link_slot(slot, &mut s);
         self.put_scratch(s);
+        self.retrain_codes_if_due();
         Ok(())
     }
 
@@ -289,6 +380,7 @@ impl VectorIndex for NativeHnsw {
                 .par_iter()
                 .for_each_init(|| self.take_scratch(), |s, &slot| self.link_slot(slot, s))
         });
+        self.retrain_codes_if_due();
         Ok(())
     }
 

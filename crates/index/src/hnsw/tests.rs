@@ -568,6 +568,89 @@ fn compaction_keeps_the_quantize_threshold() {
     h.check_integrity().unwrap();
 }
 
+/// Rows whose range grows with the row number, so each training learns wider ranges
+/// than the one before.
+fn widening(n: u64, dim: usize) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|i| {
+            (0..dim)
+                .map(|d| ((i * 7 + d as u64) % 13) as f32 * (1.0 + i as f32 / 100.0))
+                .collect()
+        })
+        .collect()
+}
+
+/// Once the graph doubles, the quantizer is trained again on every node so far (the same
+/// quantizer `Sq8::train` learns from them), and every node is coded with it, whether the
+/// nodes came one by one or in a batch.
+#[test]
+fn codes_are_trained_again_each_time_the_graph_doubles() {
+    let dim = 8;
+    let data = widening(450, dim);
+    let one_by_one = walker(&cfg(Metric::L2, dim)).unwrap();
+    one_by_one.set_quantize_from(Some(100));
+    let batch = walker(&cfg(Metric::L2, dim)).unwrap();
+    batch.set_quantize_from(Some(100));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let items: Vec<(RowId, &[f32])> = data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (RowId(i as u64), &v[..]))
+        .collect();
+    for (id, v) in &items {
+        one_by_one.insert(*id, v).unwrap();
+    }
+    // The first 100 nodes make the first codes; the other 350 arrive in one batch.
+    batch.insert_batch(&items[..100], &pool).unwrap();
+    batch.insert_batch(&items[100..], &pool).unwrap();
+    // One by one: trained at 100, again at 200 and at 400. The batch: at 100, then 450.
+    for (h, trained_at) in [(&one_by_one, 400), (&batch, 450)] {
+        let g = h.graph.read();
+        assert_eq!(g.trained_at, trained_at);
+        let want = crate::quant::Sq8::train(dim, &g.vectors[..trained_at * dim]);
+        assert_eq!(g.sq8.as_ref(), Some(&want));
+        assert!(!g.retrain_due());
+        drop(g);
+        h.check_integrity().unwrap();
+        let hit = &h.search(&data[321], p(1, 32), None).unwrap()[0];
+        assert_eq!((hit.id, hit.distance), (RowId(321), 0.0));
+    }
+}
+
+/// New codes made from a training that another one overtook are refused, and the graph
+/// keeps the codes it has.
+#[test]
+fn codes_from_an_overtaken_training_are_refused() {
+    let dim = 8;
+    let h = walker(&cfg(Metric::L2, dim)).unwrap();
+    h.set_quantize_from(Some(100));
+    for (i, v) in widening(150, dim).iter().enumerate() {
+        h.insert(RowId(i as u64), v).unwrap();
+    }
+    let mut g = h.graph.write();
+    assert_eq!(g.trained_at, 100);
+    let before = (g.sq8.clone(), g.codes.clone());
+    let q = crate::quant::Sq8::train(dim, &g.vectors);
+    let codes = vec![0u8; 150 * dim];
+    assert!(
+        g.install_codes(99, q.clone(), codes.clone()).is_err(),
+        "stale training"
+    );
+    assert_eq!((g.sq8.clone(), g.codes.clone()), before);
+    let old = g.install_codes(100, q, codes).expect("current training");
+    assert_eq!(old, before.1);
+    assert_eq!(g.trained_at, 150);
+    drop(g);
+    // The zero codes installed above are not the vectors' codes: the check sees it.
+    assert!(h
+        .check_integrity()
+        .unwrap_err()
+        .contains("its code is not its vector's"));
+}
+
 /// Codes are not stored: a loaded graph as large as the default threshold codes itself.
 #[test]
 fn a_loaded_graph_past_the_threshold_walks_on_codes() {
