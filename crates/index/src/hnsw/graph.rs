@@ -23,6 +23,10 @@ pub(super) fn quantize_from(dim: usize) -> usize {
     (QUANTIZE_FROM_BYTES / (4 * dim.max(1))).max(1)
 }
 
+/// Nodes from which the codes of a whole graph are made on one thread per core (below, on
+/// the calling thread).
+pub(super) const PARALLEL_CODING_FROM: usize = 50_000;
+
 /// Highest level a node may get (levels are `0..=MAX_LEVEL`).
 pub(super) const MAX_LEVEL: u8 = 15;
 const NO_ENTRY: u64 = u64::MAX;
@@ -206,13 +210,11 @@ impl Graph {
     /// this runs under the graph's write lock, and a thread waiting in a rayon call may
     /// run another rayon job meanwhile — one that could be waiting for this very lock.
     pub(super) fn quantize(&mut self) {
-        /// Nodes below which coding stays on this thread.
-        const PARALLEL_FROM: usize = 50_000;
         let q = Sq8::train(self.dim, &self.vectors);
         // As much room as the vectors have (pushes then grow both alike).
         let mut codes = Vec::with_capacity(self.vectors.capacity());
         codes.resize(self.vectors.len(), 0);
-        let threads = if self.len() >= PARALLEL_FROM {
+        let threads = if self.len() >= PARALLEL_CODING_FROM {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             1

@@ -280,13 +280,17 @@ impl NativeHnsw {
     }
 
     /// Codes the first `codes.len() / dim` nodes with `q` into `codes`, on one scoped
-    /// thread per core (as `Graph::quantize` does, not on rayon: an insert may run inside a
-    /// rayon job), each taking the read lock for one chunk of [`RETRAIN_CHUNK_NODES`] at a
-    /// time.
+    /// thread per core from [`graph::PARALLEL_CODING_FROM`] nodes (as `Graph::quantize`
+    /// does; not on rayon: an insert may run inside a rayon job), each taking the read lock
+    /// for one chunk of [`RETRAIN_CHUNK_NODES`] at a time.
     fn code_in_chunks(&self, q: &crate::quant::Sq8, codes: &mut [u8]) {
         let dim = self.config.dim;
         let chunk = RETRAIN_CHUNK_NODES * dim;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if codes.len() / dim.max(1) >= graph::PARALLEL_CODING_FROM {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
         let per_thread = codes.len().div_ceil(chunk).div_ceil(threads).max(1) * chunk;
         let code_part = |first_node: usize, part: &mut [u8]| {
             for (c, piece) in part.chunks_mut(chunk).enumerate() {
