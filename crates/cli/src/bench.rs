@@ -216,6 +216,22 @@ async fn populate(path: &Path, n: usize) -> Result<(VectorStore, Vec<Pk>)> {
     Ok((store, pks))
 }
 
+/// Spawns `n` tasks at once, the `i`-th running `call(i)`, and joins them: one burst of
+/// concurrent async calls. Their results, in order.
+async fn burst<T, F, Fut>(n: usize, call: F) -> Result<Vec<T>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = quiverdb::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(call(i))).collect();
+    let mut results = Vec::with_capacity(n);
+    for t in tasks {
+        results.push(t.await??);
+    }
+    Ok(results)
+}
+
 fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<()> {
     if got == want {
         Ok(())
@@ -239,17 +255,11 @@ async fn adds<W: Write + Send>(
         for _ in 0..rounds {
             let store = new_store(path)?;
             let t = Instant::now();
-            let tasks: Vec<_> = docs
-                .iter()
-                .cloned()
-                .map(|d| {
-                    let s = store.clone();
-                    tokio::spawn(async move { s.aadd_documents(vec![d], None).await })
-                })
-                .collect();
-            for t in tasks {
-                t.await??;
-            }
+            burst(n, |i| {
+                let (st, d) = (store.clone(), docs[i].clone());
+                async move { st.aadd_documents(vec![d], None).await }
+            })
+            .await?;
             a.stop(t);
             expect_eq("count after async adds", store.count()?, n)?;
 
@@ -296,18 +306,15 @@ async fn searches<W: Write + Send>(
         let (mut a, mut s) = (Times::default(), Times::default());
         for _ in 0..rounds {
             let t = Instant::now();
-            let tasks: Vec<_> = (0..n)
-                .map(|i| {
-                    let (st, q) = (store.clone(), query(i));
-                    tokio::spawn(
-                        async move { st.asimilarity_search(&q, &SearchOptions::k(3)).await },
-                    )
-                })
-                .collect();
-            for t in tasks {
-                expect_eq("async search hits", t.await??.len(), 3.min(docs))?;
-            }
+            let answers = burst(n, |i| {
+                let (st, q) = (store.clone(), query(i));
+                async move { st.asimilarity_search(&q, &SearchOptions::k(3)).await }
+            })
+            .await?;
             a.stop(t);
+            for hits in answers {
+                expect_eq("async search hits", hits.len(), 3.min(docs))?;
+            }
             let t = Instant::now();
             for i in 0..n {
                 let hits = store.similarity_search(&query(i), &SearchOptions::k(3))?;
@@ -341,15 +348,11 @@ async fn searches<W: Write + Send>(
         }
         s.stop(t);
         let t = Instant::now();
-        let tasks: Vec<_> = (0..100)
-            .map(|i| {
-                let (st, q, o) = (store.clone(), query(i), mmr.clone());
-                tokio::spawn(async move { st.amax_marginal_relevance_search(&q, &o).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await??;
-        }
+        burst(100, |i| {
+            let (st, q, o) = (store.clone(), query(i), mmr.clone());
+            async move { st.amax_marginal_relevance_search(&q, &o).await }
+        })
+        .await?;
         a.stop(t);
     }
     say!(
@@ -370,15 +373,11 @@ async fn searches<W: Write + Send>(
         }
         s.stop(t);
         let t = Instant::now();
-        let tasks: Vec<_> = (0..100)
-            .map(|_| {
-                let (st, o) = (store.clone(), q.clone());
-                tokio::spawn(async move { st.asearch_by_metadata("category == 'cat_1'", &o).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await??;
-        }
+        burst(100, |_| {
+            let (st, o) = (store.clone(), q.clone());
+            async move { st.asearch_by_metadata("category == 'cat_1'", &o).await }
+        })
+        .await?;
         a.stop(t);
     }
     say!(
@@ -397,15 +396,11 @@ async fn searches<W: Write + Send>(
         }
         s.stop(t);
         let t = Instant::now();
-        let tasks: Vec<_> = (0..100)
-            .map(|_| {
-                let st = store.clone();
-                tokio::spawn(async move { st.aget_pks("category == 'cat_1'").await })
-            })
-            .collect();
-        for t in tasks {
-            t.await??;
-        }
+        burst(100, |_| {
+            let st = store.clone();
+            async move { st.aget_pks("category == 'cat_1'").await }
+        })
+        .await?;
         a.stop(t);
     }
     say!(
@@ -460,18 +455,13 @@ async fn deletes<W: Write + Send>(
         for _ in 0..rounds {
             let (store, _) = populate(path, 1000).await?;
             let t = Instant::now();
-            let tasks: Vec<_> = (0..n)
-                .map(|i| {
-                    let s = store.clone();
-                    tokio::spawn(
-                        async move { s.adelete(None, Some(&format!("id == 'doc_{i}'"))).await },
-                    )
-                })
-                .collect();
-            for t in tasks {
-                expect_eq("async deleted", t.await??, 1)?;
-            }
+            let deleted = burst(n, |i| {
+                let st = store.clone();
+                async move { st.adelete(None, Some(&format!("id == 'doc_{i}'"))).await }
+            })
+            .await?;
             a.stop(t);
+            expect_eq("async deleted", deleted, vec![1; n])?;
             expect_eq("count after async deletes", store.count()?, 1000 - n)?;
 
             let (store, _) = populate(path, 1000).await?;
