@@ -698,6 +698,47 @@ fn describe_export_and_integrity() {
     assert_eq!(exported[0].0.metadata["n"], Value::Int(2), "pk order");
 }
 
+/// `Database::collection_info` reads storage alone: what `describe` says but the index
+/// counters, for an open collection and after a reopen; an unknown name is an error.
+#[test]
+fn collection_info_is_describe_without_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = quiverdb::Database::open(dir.path()).unwrap();
+    let s = db
+        .store("docs")
+        .embeddings(HashingEmbeddings::new(64))
+        .open()
+        .unwrap();
+    s.add_documents(docs(12), None).unwrap();
+    s.delete(None, Some("n < 2")).unwrap();
+    let described = s.describe().unwrap().unwrap();
+    assert!(described.index_stats.is_some());
+    let stored = db.collection_info("docs").unwrap();
+    assert_eq!(
+        stored,
+        quiverdb::CollectionInfo {
+            index_stats: None,
+            ..described.clone()
+        }
+    );
+    s.close().unwrap();
+    drop((s, db));
+    let db = quiverdb::Database::open(dir.path()).unwrap();
+    let reopened = db.collection_info("docs").unwrap();
+    assert_eq!(
+        (reopened.records, reopened.last_seq, reopened.dimension),
+        (10, described.last_seq, Some(64))
+    );
+    assert!(
+        reopened.snapshot_modified.is_some(),
+        "close wrote a snapshot"
+    );
+    match db.collection_info("nope") {
+        Err(Error::UnknownCollection { name }) => assert_eq!(name, "nope"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upsert_with_a_repeated_id_keeps_the_last_record() {
     let s = store();

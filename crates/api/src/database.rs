@@ -29,6 +29,18 @@ impl Database {
         Ok(self.db.list_collections()?)
     }
 
+    /// A collection's schema, record count, last sequence number and snapshot time, read
+    /// from storage alone: its rows and its index are not loaded, so this is fast at any
+    /// size (`quiver collections` lists with it). `index_stats` is `None`; the index
+    /// counters need the loaded index ([`crate::VectorStore::describe`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownCollection`] when it does not exist.
+    pub fn collection_info(&self, name: &str) -> Result<crate::CollectionInfo> {
+        let coll = self.db.open_collection(name)?;
+        crate::store::stored_info(&self.db, &coll)
+    }
+
     /// Whether a collection exists.
     pub fn has_collection(&self, name: &str) -> Result<bool> {
         Ok(self.db.has_collection(name)?)

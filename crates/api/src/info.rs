@@ -18,7 +18,9 @@ pub struct CollectionInfo {
     pub records: usize,
     /// Index engine and parameters.
     pub index: crate::IndexOptions,
-    /// Index counters (`None` before the first vector).
+    /// Index counters (`None` before the first vector, and from
+    /// [`Database::collection_info`](crate::Database::collection_info), which does not load
+    /// the index).
     pub index_stats: Option<IndexState>,
     /// Sequence number of the last committed batch.
     pub last_seq: u64,

@@ -78,6 +78,34 @@ pub(crate) fn index_params(o: &crate::IndexOptions) -> IndexParams {
     }
 }
 
+/// What [`CollectionInfo`](crate::CollectionInfo) says of a collection from its storage
+/// alone (no rows or index loaded): all but `index_stats`, which is `None`.
+pub(crate) fn stored_info(
+    db: &Database,
+    coll: &quiverdb_storage::Collection,
+) -> Result<crate::CollectionInfo> {
+    let schema = coll.schema();
+    let snapshot_modified = snapshot_dir(db, &schema.name)
+        .and_then(|d| std::fs::metadata(d).ok())
+        .and_then(|m| m.modified().ok());
+    Ok(crate::CollectionInfo {
+        dimension: schema.dimension,
+        metric: schema.metric,
+        pk_kind: schema.pk_kind,
+        records: coll.count()?,
+        index: crate::IndexOptions {
+            engine: schema.index.engine,
+            m: schema.index.m,
+            ef_construction: schema.index.ef_construction,
+            ef_search: schema.index.ef_search,
+        },
+        index_stats: None,
+        last_seq: coll.last_seq(),
+        snapshot_modified,
+        name: schema.name,
+    })
+}
+
 /// Checks index options before anything is created with them.
 pub(crate) fn validate_index_options(
     o: &crate::IndexOptions,
@@ -202,7 +230,6 @@ impl VectorStore {
             return Ok(None);
         };
         live.catch_up()?;
-        let schema = live.coll.schema();
         let index_stats = live.index().map(|i| {
             let st = i.stats();
             crate::IndexState {
@@ -214,22 +241,9 @@ impl VectorStore {
         });
         let records = live.rows().len();
         Ok(Some(crate::CollectionInfo {
-            name: schema.name,
-            dimension: schema.dimension,
-            metric: schema.metric,
-            pk_kind: schema.pk_kind,
             records,
-            index: crate::IndexOptions {
-                engine: schema.index.engine,
-                m: schema.index.m,
-                ef_construction: schema.index.ef_construction,
-                ef_search: schema.index.ef_search,
-            },
             index_stats,
-            last_seq: live.coll.last_seq(),
-            snapshot_modified: snapshot_dir(&self.inner.db, self.collection_name())
-                .and_then(|d| std::fs::metadata(d).ok())
-                .and_then(|m| m.modified().ok()),
+            ..stored_info(&self.inner.db, &live.coll)?
         }))
     }
 

@@ -25,7 +25,7 @@ pub struct Cli {
 /// One `quiver` command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the collections with their counts, dimension, metric and index state.
+    /// List the collections with their counts, dimension, metric and index parameters (fast: loads no index).
     Collections,
     /// Create an empty collection.
     Create(CreateArgs),

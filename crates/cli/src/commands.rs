@@ -195,12 +195,14 @@ fn open_collection(db: &Database, name: &str) -> Result<(VectorStore, Collection
     Ok((store, info))
 }
 
+/// Lists from storage alone (`Database::collection_info`): no collection's rows or index
+/// are loaded, so listing stays fast beside a large collection.
 fn collections(db: &Database, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut infos = Vec::new();
-    for name in db.list_collections()? {
-        let (_, info) = open_collection(db, &name)?;
-        infos.push(info);
-    }
+    let infos = db
+        .list_collections()?
+        .iter()
+        .map(|name| db.collection_info(name))
+        .collect::<quiverdb::Result<Vec<_>>>()?;
     output::collections(out, &infos, json)
 }
 

@@ -162,14 +162,30 @@ fn index_state(info: &CollectionInfo) -> String {
     }
 }
 
+fn index_params(info: &CollectionInfo) -> String {
+    let ix = &info.index;
+    format!(
+        "{} (m {}, ef_construction {}, ef_search {})",
+        ix.engine, ix.m, ix.ef_construction, ix.ef_search
+    )
+}
+
 fn dimension(info: &CollectionInfo) -> String {
     info.dimension.map_or("-".into(), |d| d.to_string())
 }
 
-/// The `collections` listing.
+/// The `collections` listing (index parameters, not index state: the listing does not
+/// load indexes; `stats` and `describe` do).
 pub fn collections(out: &mut dyn Write, infos: &[CollectionInfo], as_json: bool) -> Result<()> {
     if as_json {
-        return line(out, Json::Array(infos.iter().map(info_json).collect()));
+        let listed = infos.iter().map(|i| {
+            let mut j = info_json(i);
+            if let Some(fields) = j.as_object_mut() {
+                fields.remove("index_state");
+            }
+            j
+        });
+        return line(out, Json::Array(listed.collect()));
     }
     if infos.is_empty() {
         return line(out, "no collections");
@@ -192,7 +208,7 @@ pub fn collections(out: &mut dyn Write, infos: &[CollectionInfo], as_json: bool)
                 dimension(i),
                 i.metric.as_str(),
                 ids_name(i.pk_kind),
-                index_state(i)
+                index_params(i)
             ),
         )?;
     }
@@ -204,20 +220,13 @@ pub fn describe(out: &mut dyn Write, info: &CollectionInfo, as_json: bool) -> Re
     if as_json {
         return line(out, info_json(info));
     }
-    let ix = &info.index;
     for (k, v) in [
         ("collection", info.name.clone()),
         ("records", info.records.to_string()),
         ("dimension", dimension(info)),
         ("metric", info.metric.as_str().to_owned()),
         ("ids", ids_name(info.pk_kind).to_owned()),
-        (
-            "index",
-            format!(
-                "{} (m {}, ef_construction {}, ef_search {})",
-                ix.engine, ix.m, ix.ef_construction, ix.ef_search
-            ),
-        ),
+        ("index", index_params(info)),
         ("index state", index_state(info)),
     ] {
         line(out, format_args!("{k:<12} {v}"))?;

@@ -247,6 +247,20 @@ mod workflow {
             .map(|c| c["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["copy", "docs"]);
+        // The listing reads storage only: counts and index parameters, no index state.
+        let docs = &listed[1];
+        assert_eq!(
+            (docs["records"].as_u64(), docs["dimension"].as_u64()),
+            (Some(2), Some(64))
+        );
+        assert_eq!(docs["index"]["engine"], "native");
+        assert!(docs.get("index_state").is_none(), "{docs}");
+        assert_eq!(listed[0]["metric"], "COSINE");
+        let table = q.run(&["collections"]).ok().stdout;
+        assert!(
+            table.contains("native (m 16, ef_construction 200, ef_search 64)"),
+            "{table}"
+        );
         q.run(&["drop", "copy"]).ok();
         assert!(!q.run(&["collections"]).ok().stdout.contains("copy"));
     }
