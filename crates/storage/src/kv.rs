@@ -22,6 +22,7 @@ use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use sled::transaction::{TransactionError, Transactional};
 
@@ -102,8 +103,56 @@ struct SledFiles {
     /// sled's log; write access because some systems refuse to sync a read-only handle.
     /// Nothing is written through it.
     log: File,
+    /// The blob files synced so far, and when `blobs/` must be listed again.
+    blobs: parking_lot::Mutex<BlobsSeen>,
+}
+
+/// How long after a change of `blobs/` is first seen its listing keeps being redone at each
+/// flush: longer than the coarsest timestamp granularity of common file systems (2 s on
+/// FAT), so that a file created in the same clock tick as the change, which leaves the
+/// directory's mtime as it was, is still listed once.
+const BLOBS_SETTLE: Duration = Duration::from_secs(3);
+
+/// What [`SledFiles::sync`] knows of `blobs/`. Listing it costs about 1 ms per 5,000 files,
+/// too much for every flush of a store with many blobs, so it is listed only while its
+/// mtime may hide a new file:
+/// * whenever the mtime differs from the last one seen;
+/// * at every flush during [`BLOBS_SETTLE`] after a new mtime is first seen, and at the
+///   first flush after that ("settled"). A file created after that listing comes more
+///   than the granularity after the change that set this mtime, so it changes the mtime.
+///
+/// Only intervals of this process's monotonic clock are compared, never the file
+/// system's clock with ours (a network file system's may be off).
+#[derive(Debug, Default)]
+struct BlobsSeen {
     /// Blob files already synced (blobs are written once, then only removed).
-    synced_blobs: parking_lot::Mutex<HashSet<OsString>>,
+    synced: HashSet<OsString>,
+    /// The mtime of `blobs/` and when it was first seen.
+    mtime: Option<(SystemTime, Instant)>,
+    /// A listing was made at least [`BLOBS_SETTLE`] after `mtime` was first seen.
+    settled: bool,
+}
+
+impl BlobsSeen {
+    /// Whether `blobs/`, seen now with `mtime`, must be listed (see the type's docs).
+    fn must_list(&mut self, mtime: SystemTime, now: Instant) -> bool {
+        match self.mtime {
+            Some((m, _)) if m == mtime => !self.settled,
+            _ => {
+                self.mtime = Some((mtime, now));
+                self.settled = false;
+                true
+            }
+        }
+    }
+
+    /// Records a listing that started at `now` (after the `must_list` call that asked
+    /// for it).
+    fn listed(&mut self, now: Instant) {
+        if let Some((_, first_seen)) = self.mtime {
+            self.settled = now.duration_since(first_seen) >= BLOBS_SETTLE;
+        }
+    }
 }
 
 impl SledFiles {
@@ -117,7 +166,7 @@ impl SledFiles {
         Ok(SledFiles {
             dir: dir.to_path_buf(),
             log,
-            synced_blobs: parking_lot::Mutex::new(HashSet::new()),
+            blobs: parking_lot::Mutex::new(BlobsSeen::default()),
         })
     }
 
@@ -125,15 +174,20 @@ impl SledFiles {
     fn sync(&self) -> std::io::Result<()> {
         self.log.sync_data()?;
         let blobs = self.dir.join(SLED_BLOB_DIR);
-        let entries = match std::fs::read_dir(&blobs) {
-            Ok(entries) => entries,
+        let mtime = match std::fs::metadata(&blobs) {
+            Ok(meta) => meta.modified()?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut synced = self.synced_blobs.lock();
+        let mut seen = self.blobs.lock();
+        let now = Instant::now();
+        if !seen.must_list(mtime, now) {
+            return Ok(());
+        }
+        let synced = &mut seen.synced;
         let mut present = HashSet::with_capacity(synced.len());
         let mut new = false;
-        for entry in entries {
+        for entry in std::fs::read_dir(&blobs)? {
             let name = entry?.file_name();
             if !synced.contains(&name) {
                 match File::open(blobs.join(&name)) {
@@ -154,6 +208,7 @@ impl SledFiles {
             }
         }
         *synced = present;
+        seen.listed(now);
         Ok(())
     }
 }
@@ -388,19 +443,45 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert!(!on_disk.is_empty(), "sled wrote no blob for a 300 KB value");
-        assert_eq!(*files.synced_blobs.lock(), on_disk);
-        // A blob that disappears is dropped from the set at the next flush.
+        assert_eq!(files.blobs.lock().synced, on_disk);
+        // A blob that disappears is dropped from the set at the next listing (the
+        // directory changed just now, so the next flush lists it again).
         let gone = on_disk.iter().next().unwrap().clone();
-        files
-            .synced_blobs
-            .lock()
-            .insert(OsString::from("removed-by-sled"));
+        let removed = OsString::from("removed-by-sled");
+        files.blobs.lock().synced.insert(removed.clone());
         kv.flush().unwrap();
-        assert!(!files
-            .synced_blobs
-            .lock()
-            .contains(&OsString::from("removed-by-sled")));
-        assert!(files.synced_blobs.lock().contains(&gone));
+        assert!(!files.blobs.lock().synced.contains(&removed));
+        assert!(files.blobs.lock().synced.contains(&gone));
+    }
+
+    /// `blobs/` is listed while its mtime may hide a new file, then no more until the
+    /// mtime changes.
+    #[test]
+    fn blobs_are_listed_until_their_directory_settles() {
+        let t0 = Instant::now();
+        let m1 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let m2 = m1 + Duration::from_millis(1);
+        let mut seen = BlobsSeen::default();
+        let mut check = |mtime, at: Duration| {
+            let now = t0 + at;
+            let list = seen.must_list(mtime, now);
+            if list {
+                seen.listed(now);
+            }
+            list
+        };
+        assert!(check(m1, Duration::ZERO), "first sight");
+        assert!(
+            check(m1, Duration::from_secs(1)),
+            "the same tick may hide a file"
+        );
+        assert!(check(m1, Duration::from_secs(4)), "the settling listing");
+        assert!(!check(m1, Duration::from_secs(5)), "settled");
+        assert!(!check(m1, Duration::from_secs(60)));
+        assert!(check(m2, Duration::from_secs(61)), "a new mtime");
+        assert!(check(m2, Duration::from_secs(62)));
+        assert!(check(m2, Duration::from_secs(64)));
+        assert!(!check(m2, Duration::from_secs(65)));
     }
 
     #[test]
