@@ -208,8 +208,23 @@ mod deletes {
 
     #[test]
     fn compaction_racing_inserts_and_removes_loses_nothing() {
+        compaction_race(None);
+    }
+
+    /// The same race on a graph that walks on 8-bit codes: the writer crosses a
+    /// re-training of the codes (trained at 1,200 nodes, again at 2,400) while the
+    /// compaction rebuilds and swaps the graph.
+    #[test]
+    fn compaction_racing_inserts_removes_and_code_retraining_loses_nothing() {
+        compaction_race(Some(300));
+    }
+
+    fn compaction_race(quantize_from: Option<usize>) {
         let d = Arc::new(clustered(3_000, 8, 20, 17));
         let h = Arc::new(NativeHnsw::new(&config(Engine::Native, Metric::L2, d.dim)).unwrap());
+        if quantize_from.is_some() {
+            h.set_quantize_from(quantize_from);
+        }
         for i in 0..2_000usize {
             h.insert(RowId(i as u64), &d.base[i]).unwrap();
         }
@@ -247,6 +262,15 @@ mod deletes {
         writer.join().unwrap();
         searcher.join().unwrap();
         h.check_integrity().unwrap();
+        if quantize_from.is_some() {
+            assert!(h.is_quantized());
+            let st = h.stats();
+            let trained_at = h.codes_trained_at().unwrap();
+            assert!(
+                2 * trained_at > st.live + st.tombstones,
+                "a re-training is still due: trained at {trained_at}, {st:?}"
+            );
+        }
         // The expected membership, replayed sequentially.
         let mut live: HashSet<u64> = (0..2_000u64).filter(|i| i % 2 == 1).collect();
         for i in 2_000..d.base.len() {
