@@ -232,6 +232,25 @@ where
     Ok(results)
 }
 
+/// The tutorial's two lines for an operation: `Async add for 100 documents took … seconds`,
+/// then the same for `Sync`.
+fn tutorial_lines<W: Write>(
+    out: &mut W,
+    operation: &str,
+    what: &str,
+    sync: &Times,
+    asynchronous: &Times,
+) -> Result<()> {
+    for (mode, times) in [("Async", asynchronous), ("Sync", sync)] {
+        say!(
+            out,
+            "{mode} {operation} for {what} took {}",
+            times.describe("seconds")
+        );
+    }
+    Ok(())
+}
+
 fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<()> {
     if got == want {
         Ok(())
@@ -271,16 +290,7 @@ async fn adds<W: Write + Send>(
             s.stop(t);
             expect_eq("count after sync adds", store.count()?, n)?;
         }
-        say!(
-            out,
-            "Async add for {n} documents took {}",
-            a.describe("seconds")
-        );
-        say!(
-            out,
-            "Sync add for {n} documents took {}",
-            s.describe("seconds")
-        );
+        tutorial_lines(out, "add", &format!("{n} documents"), &s, &a)?;
         report.row_of(&format!("add {n}"), &s, &a);
     }
     Ok(())
@@ -322,16 +332,7 @@ async fn searches<W: Write + Send>(
             }
             s.stop(t);
         }
-        say!(
-            out,
-            "Async search for {n} queries took {}",
-            a.describe("seconds")
-        );
-        say!(
-            out,
-            "Sync search for {n} queries took {}",
-            s.describe("seconds")
-        );
+        tutorial_lines(out, "search", &format!("{n} queries"), &s, &a)?;
         report.row_of(&format!("search {n}"), &s, &a);
     }
 
@@ -473,16 +474,7 @@ async fn deletes<W: Write + Send>(
             s.stop(t);
             expect_eq("count after deletes", store.count()?, 1000 - n)?;
         }
-        say!(
-            out,
-            "Async delete for {n} documents took {}",
-            a.describe("seconds")
-        );
-        say!(
-            out,
-            "Sync delete for {n} documents took {}",
-            s.describe("seconds")
-        );
+        tutorial_lines(out, "delete", &format!("{n} documents"), &s, &a)?;
         report.row_of(&format!("delete {n}"), &s, &a);
     }
     Ok(())

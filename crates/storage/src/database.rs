@@ -94,7 +94,7 @@ fn write_marker(dir: &Path, content: &[u8]) -> Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, dir.join(MARKER))?;
-    std::fs::File::open(dir)?.sync_all()?;
+    crate::kv::sync_dir(dir)?;
     Ok(())
 }
 

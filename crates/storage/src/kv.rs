@@ -215,7 +215,7 @@ impl SledFiles {
 
 /// Makes the entries of directory `dir` durable (a no-op where directories cannot be
 /// opened as files).
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]

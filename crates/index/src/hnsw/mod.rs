@@ -251,11 +251,12 @@ impl NativeHnsw {
             return;
         }
         let _gate = self.gate.read();
-        let (n, dim, trained_at) = {
+        // Another thread may have re-trained between the check above and the flag.
+        let (due, n, dim, trained_at) = {
             let g = self.graph.read();
-            (g.len(), g.dim, g.trained_at)
+            (g.retrain_due(), g.len(), g.dim, g.trained_at)
         };
-        if n > 0 && self.graph.read().retrain_due() {
+        if due && n > 0 {
             let stride = crate::quant::Sq8::train_stride(n);
             let mut ranges = crate::quant::Sq8Ranges::new(dim);
             for start in (0..n).step_by(RETRAIN_CHUNK_NODES) {
