@@ -8,12 +8,19 @@
 //! `SIZES` defaults to `1000,100000`; `--rounds R` (default 15) sets how many timed bursts of 100
 //! searches each size gets. With `--dir`, each collection is kept there
 //! (`docs_N`) and reused by later runs, so a 1,000,000-document collection is built once.
+//!
+//! `--write-vectors DIR` builds no store: it writes each size's document embeddings to
+//! `DIR/docs_N/base.fvecs` and 1,000 queries of the same kind (`test document {i}`) to
+//! `query.fvecs`, for peer libraries to index the very same vectors
+//! (`scripts/flatness_peers.sh`).
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use quiverdb::types::{Metadata, Value};
-use quiverdb::{Document, HashingEmbeddings, SearchOptions, VectorStore};
+use quiverdb::{Document, Embeddings, HashingEmbeddings, SearchOptions, VectorStore};
 
 fn docs(start: usize, n: usize) -> Vec<Document> {
     (start..start + n)
@@ -60,14 +67,56 @@ fn open(dir: &std::path::Path, n: usize) -> Result<VectorStore, quiverdb::Error>
     Ok(store)
 }
 
-fn main() -> Result<(), quiverdb::Error> {
+/// Appends `vectors` to an fvecs file (each row: its dimension as a little-endian `i32`,
+/// then its values as little-endian `f32`).
+fn write_fvecs(out: &mut impl Write, vectors: &[Vec<f32>]) -> std::io::Result<()> {
+    for v in vectors {
+        out.write_all(&(v.len() as i32).to_le_bytes())?;
+        for x in v {
+            out.write_all(&x.to_le_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes each size's document embeddings and the peer queries under `dir` (see the crate
+/// docs).
+fn write_vectors(dir: &Path, sizes: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
+    let embedder = HashingEmbeddings::new(384);
+    let queries: Vec<String> = (0..1000).map(|i| format!("test document {i}")).collect();
+    let queries = embedder.embed_documents(&queries)?;
+    for &n in sizes {
+        let out = dir.join(format!("docs_{n}"));
+        std::fs::create_dir_all(&out)?;
+        let mut base = BufWriter::new(File::create(out.join("base.fvecs"))?);
+        for start in (0..n).step_by(10_000) {
+            let texts: Vec<String> = docs(start, 10_000.min(n - start))
+                .into_iter()
+                .map(|d| d.page_content)
+                .collect();
+            write_fvecs(&mut base, &embedder.embed_documents(&texts)?)?;
+        }
+        base.flush()?;
+        write_fvecs(
+            &mut BufWriter::new(File::create(out.join("query.fvecs"))?),
+            &queries,
+        )?;
+        eprintln!("wrote {n} document vectors to {}", out.display());
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sizes = vec![1_000usize, 100_000];
     let mut dir: Option<PathBuf> = None;
+    let mut vectors: Option<PathBuf> = None;
     let mut rounds = 15;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--dir" {
             dir = args.next().map(PathBuf::from);
+        } else if a == "--write-vectors" {
+            vectors = args.next().map(PathBuf::from);
         } else if a == "--rounds" {
             rounds = args
                 .next()
@@ -80,7 +129,10 @@ fn main() -> Result<(), quiverdb::Error> {
                 .collect();
         }
     }
-    let tmp = tempfile::tempdir().map_err(|e| quiverdb::Error::Storage(e.to_string()))?;
+    if let Some(out) = vectors {
+        return write_vectors(&out, &sizes);
+    }
+    let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
     let stores = sizes
         .iter()

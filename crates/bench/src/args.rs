@@ -61,6 +61,8 @@ pub struct AnnArgs {
     pub planner_crossover: Vec<f64>,
     pub seed: u64,
     pub k: usize,
+    /// Timed passes over the queries per `ef` (unfiltered); the median QPS is reported.
+    pub rounds: usize,
     /// Native engine: walk on 8-bit codes from this many nodes (`None`: never); unset,
     /// the engine's default.
     pub quantize_from: Option<Option<usize>>,
@@ -73,6 +75,7 @@ usage: quiverdb-bench ann (--base B.fvecs --query Q.fvecs [--gt G.ivecs] | --syn
          [--filter-selectivity 0.5,0.1,0.01,0.001] [--delete-fraction 0.1,0.3 (cumulative)]
          [--quantize-from NODES|never (native: walk on 8-bit codes from NODES nodes)]
          [--planner-crossover 0.001,0.01,0.1] [--write-synth DIR] [--seed 42] [--k 10]
+         [--rounds 1 (timed passes per ef, unfiltered; median QPS)]
 Prints one JSON line per measurement on stdout.";
 
 fn list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>, String> {
@@ -179,6 +182,7 @@ pub fn parse_ann(args: &[String]) -> Result<AnnArgs, String> {
         )?,
         seed: one("--seed", take("seed", &mut kv).unwrap_or("42"))?,
         k: one("--k", take("k", &mut kv).unwrap_or("10"))?,
+        rounds: one("--rounds", take("rounds", &mut kv).unwrap_or("1"))?,
         quantize_from: match take("quantize-from", &mut kv) {
             None => None,
             Some("never") => Some(None),
@@ -188,8 +192,8 @@ pub fn parse_ann(args: &[String]) -> Result<AnnArgs, String> {
     if let Some(flag) = kv.keys().next() {
         return Err(format!("unknown flag --{flag}"));
     }
-    if parsed.threads == 0 || parsed.k == 0 || parsed.efs.is_empty() {
-        return Err("--threads, --k and --ef must be positive".into());
+    if parsed.threads == 0 || parsed.k == 0 || parsed.rounds == 0 || parsed.efs.is_empty() {
+        return Err("--threads, --k, --rounds and --ef must be positive".into());
     }
     let bad_fraction = |f: &f64| !(*f > 0.0 && *f <= 1.0);
     if parsed.filter_selectivity.iter().any(bad_fraction)
@@ -234,6 +238,7 @@ mod tests {
         assert_eq!(a.efs, vec![16, 32]);
         assert_eq!(a.metric, Metric::Cosine);
         assert_eq!(a.dataset, "synth-1000x8");
+        assert_eq!(a.rounds, 1);
     }
 
     #[test]
@@ -242,5 +247,10 @@ mod tests {
         assert!(parse_ann(&s(&["--synth", "1,1,1", "--bogus", "1"])).is_err());
         assert!(parse_ann(&s(&["--synth", "1,1,1", "--delete-fraction", "1.5"])).is_err());
         assert!(parse_ann(&s(&["--base", "b"])).is_err());
+        assert!(parse_ann(&s(&["--synth", "1,1,1", "--rounds", "0"])).is_err());
+        assert_eq!(
+            parse_ann(&s(&["--synth", "1,1,1", "--rounds", "5"])).map(|a| a.rounds),
+            Ok(5)
+        );
     }
 }
