@@ -1,4 +1,5 @@
 use super::*;
+use crate::engine::Scored;
 use crate::Engine;
 
 fn cfg(metric: Metric, dim: usize) -> IndexConfig {
@@ -931,4 +932,51 @@ fn the_scan_limit_shrinks_with_the_dimension() {
         assert_eq!(h.exact_scan_max_nodes(), nodes, "{dim}-d");
         assert!(nodes * dim * 4 <= EXACT_SCAN_MAX_BYTES);
     }
+}
+
+/// A hub and the points around it, seen from the origin: the heuristic keeps only the hub
+/// (every other point is closer to it than to the origin); `min_kept` fills up with the
+/// closest of the pruned ones, never past `max` (`build::extend_neighbors`).
+#[test]
+fn neighbour_selection_fills_up_to_min_kept() {
+    let h = walker(&cfg(Metric::L2, 2)).unwrap();
+    let points = [
+        [0.0, 0.0],
+        [1.0, 0.0],
+        [1.1, 0.2],
+        [1.1, -0.3],
+        [1.3, 0.1],
+        [1.4, -0.1],
+        [1.5, 0.0],
+    ];
+    for (i, v) in points.iter().enumerate() {
+        h.insert(RowId(i as u64), v).unwrap();
+    }
+    let g = h.graph.read();
+    let slot = |row: u64| {
+        (0..g.len() as u32)
+            .find(|&s| g.ids[s as usize] == RowId(row))
+            .unwrap()
+    };
+    let base = g.vector(slot(0));
+    let mut cands: Vec<Scored<u32>> = (1..points.len() as u64)
+        .map(|r| Scored {
+            dist: g.dist(base, g.vector(slot(r))),
+            item: slot(r),
+        })
+        .collect();
+    cands.sort_unstable();
+    let rows = |out: &[u32]| out.iter().map(|&s| g.ids[s as usize].0).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    build::select_neighbors(&g, &cands, 4, 0, &mut out);
+    assert_eq!(rows(&out), [1], "the heuristic alone");
+    build::select_neighbors(&g, &cands, 4, 2, &mut out);
+    assert_eq!(rows(&out), [1, 2]);
+    build::select_neighbors(&g, &cands, 4, 4, &mut out);
+    assert_eq!(rows(&out), [1, 2, 3, 4]);
+    build::select_neighbors(&g, &cands, 3, 5, &mut out);
+    assert_eq!(rows(&out), [1, 2, 3], "never past max");
+    // Fewer candidates than slots: all of them.
+    build::select_neighbors(&g, &cands[..2], 4, 0, &mut out);
+    assert_eq!(rows(&out), [1, 2]);
 }
