@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How search time grows with the collection for hnswlib and faiss, on the demo's own vectors.
+"""How search time grows with the collection for hnswlib and faiss, on search_scaling's vectors.
 
 For each DATA/docs_N (base.fvecs and query.fvecs, written by
 `search_scaling --write-vectors DATA`): the exact top-10 by brute force (written to

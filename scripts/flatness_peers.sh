@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # How search time grows with the collection, QuiverDB's native HNSW beside hnswlib and faiss,
-# on the demo's own document vectors (the ones `search_scaling` searches).
+# on the document vectors `search_scaling` searches (the tutorial's texts, with
+# frac(i * golden ratio) in place of the random draw).
 #
 #   scripts/flatness_peers.sh [DIR]        # DIR default target/flatness (about 1.6 GB)
 #

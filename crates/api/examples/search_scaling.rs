@@ -1,6 +1,8 @@
 //! Search latency as the collection grows: 100 `similarity_search` calls (k = 3, the demo's
 //! queries) over collections of the demo's documents at each size, median of several rounds,
-//! and the ratio to the smallest size — measured in one process.
+//! and the ratio to the smallest size — measured in one process. The documents' random
+//! draw is replaced by `frac(i * golden ratio)`, which makes their hashing embeddings crowd
+//! together far more than the demo's do (`docs/BENCHMARKS.md`, "Beside hnswlib and faiss").
 //!
 //! ```text
 //! cargo run --release -p quiverdb --example search_scaling -- [SIZES] [--dir DIR] [--rounds R]

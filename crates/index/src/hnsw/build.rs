@@ -8,11 +8,28 @@ use super::search::{greedy, search_layer, Probe, Scratch};
 use crate::engine::Scored;
 
 /// Neighbour selection: the paper's heuristic (Malkov & Yashunin, algorithm 4, as in
-/// hnswlib), then its `keepPrunedConnections` up to `min_kept`. Walks the candidates closest
-/// first and keeps one only if it is closer to the base than to every neighbour already kept;
-/// if that kept fewer than `min_kept`, the closest pruned candidates fill up to it. `cands`
-/// must be sorted closest first; at most `max` are left in `out`. See [`extend_neighbors`]
-/// for the choice of `min_kept`.
+/// hnswlib), then its `keepPrunedConnections` up to `min_kept`. Walks `cands` (sorted
+/// closest first) and keeps a candidate only if it is closer to the base than to every
+/// neighbour already kept, up to `max`; then, while fewer than `min_kept` are kept, the
+/// closest of the pruned ones. The kept ones are left in `out`.
+///
+/// Why fill at all: hnswlib and faiss never do. On data whose distances crowd together, as
+/// the built-in hashing embedder's vectors of `search_scaling`'s templated texts do (their
+/// numbers follow `frac(i * golden ratio)`, not random draws; nearest neighbour at squared
+/// distance 0.41, median pair at 0.52), the heuristic keeps one or two
+/// hub nodes for each new node, so each new node gets one or two reverse links, which the
+/// hubs' overfull lists soon prune away: most nodes end up with no link in. Recall@3 on
+/// 100,000 such vectors was 0.18 at ef 64 and 0.35 at ef 4,096 (hnswlib 0.23, faiss 0.59 at
+/// ef 64).
+///
+/// The rule, measured (`docs/BENCHMARKS.md`, "Filling the neighbour lists"): a new node
+/// keeps at least `m / 2` links of its own, and a list shrunk because it overflowed stays
+/// full. Those vectors then give 0.63 at ef 64 and 0.84 at ef 256; minilm-384, synth-128 and
+/// synth-384-cos give the same or better recall at every ef for about the same time.
+/// Filling a new node's list to all `m` slots gives 0.70 there but costs low-dimensional
+/// clustered data up to 0.13 of recall (its lists fill with close links, so reverse links
+/// find no free slot); half costs it at most 0.013. The compaction's repair keeps the
+/// heuristic alone.
 pub(super) fn select_neighbors(
     g: &Graph,
     cands: &[Scored<u32>],
@@ -25,36 +42,6 @@ pub(super) fn select_neighbors(
         out.extend(cands.iter().map(|c| c.item));
         return;
     }
-    extend_neighbors(g, cands, max, min_kept, out);
-}
-
-/// Adds neighbours from `cands` (sorted closest first, none already in `out`) to `out`,
-/// which may already hold kept ones: those that pass the heuristic against what is kept,
-/// closest first, up to `max`; then, while `out` holds fewer than `min_kept`, the closest of
-/// the pruned ones.
-///
-/// Why fill at all: hnswlib and faiss never do. On data whose distances crowd together, as
-/// the built-in hashing embedder's vectors of the demo's near-identical texts do (nearest
-/// neighbour at squared distance 0.41, median pair at 0.52), the heuristic keeps one or two
-/// hub nodes for each new node; the hubs' full lists then prune the new node away, and most
-/// nodes end up with no link in. Recall@3 on 100,000 such vectors was 0.18 at ef 64 and 0.35
-/// at ef 4,096 (hnswlib 0.23, faiss 0.59 at ef 64).
-///
-/// The rule, measured (`docs/BENCHMARKS.md`, "Filling the neighbour lists"): a new node
-/// keeps at least `m / 2` links of its own, and a list shrunk because it overflowed stays full.
-/// Those vectors then give 0.63 at ef 64 and 0.84 at ef 256; minilm-384, synth-128 and
-/// synth-384-cos give the same or better recall at every ef for about the same time. Filling
-/// a new node's list to all `m` slots gives 0.70 there but costs low-dimensional clustered
-/// data up to 0.13 of recall (its lists fill with close links, so reverse links find no free
-/// slot); half costs it at most 0.01.
-pub(super) fn extend_neighbors(
-    g: &Graph,
-    cands: &[Scored<u32>],
-    max: usize,
-    min_kept: usize,
-    out: &mut Vec<u32>,
-) {
-    let kept_before = out.len();
     for c in cands {
         if out.len() >= max {
             return;
@@ -69,7 +56,7 @@ pub(super) fn extend_neighbors(
         if out.len() >= fill_to {
             return;
         }
-        if !out[kept_before..].contains(&c.item) {
+        if !out.contains(&c.item) {
             out.push(c.item);
         }
     }
@@ -114,7 +101,7 @@ pub(super) fn link(
         if let Some(&best) = s.layer.first() {
             cur = best;
         }
-        // A new node keeps at least half its slots (see `extend_neighbors`).
+        // A new node keeps at least half its slots (see `select_neighbors`).
         select_neighbors(g, &s.layer, g.m, g.m / 2, &mut chosen);
         {
             // A concurrent insert may already have linked itself into `q`'s list at this
@@ -171,7 +158,7 @@ fn add_reverse_link(
         item: c,
     }));
     shrink.sort_unstable();
-    // A shrunk list stays full (see `extend_neighbors`).
+    // A shrunk list stays full (see `select_neighbors`).
     select_neighbors(g, shrink, cap, cap, current);
     g.write_links(n, level, current);
 }

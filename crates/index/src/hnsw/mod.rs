@@ -7,8 +7,8 @@
 //!   neighbours chosen with the paper's heuristic at insertion and when an overfull list
 //!   is shrunk, then filled with the closest pruned candidates: a new node keeps at least
 //!   `M / 2` links, a shrunk list stays full (`keepPrunedConnections`; without it, vectors
-//!   whose distances crowd together, as the built-in hashing embedder's do, leave most nodes
-//!   with no link in); level-0 degree `2M`, upper `M`.
+//!   whose distances crowd together, as the hashing embedder's vectors of some templated
+//!   texts do, leave most nodes with no link in); level-0 degree `2M`, upper `M`.
 //! * Search: a graph of at most [`EXACT_SCAN_MAX_NODES`] nodes whose vectors take at most
 //!   [`EXACT_SCAN_MAX_BYTES`] is scanned exactly (exact, mostly faster than the walk there,
 //!   and shared by a batch of queries). Otherwise greedy descent, then a beam of

@@ -936,7 +936,7 @@ fn the_scan_limit_shrinks_with_the_dimension() {
 
 /// A hub and the points around it, seen from the origin: the heuristic keeps only the hub
 /// (every other point is closer to it than to the origin); `min_kept` fills up with the
-/// closest of the pruned ones, never past `max` (`build::extend_neighbors`).
+/// closest of the pruned ones, never past `max` (`build::select_neighbors`).
 #[test]
 fn neighbour_selection_fills_up_to_min_kept() {
     let h = walker(&cfg(Metric::L2, 2)).unwrap();
