@@ -23,11 +23,7 @@ engines="${ENGINES:-hnsw_rs hnsw_rs_direct native}"
 selectivity="${SELECTIVITY:-0.5,0.1,0.01,0.001}"
 delete="${DELETE:-0.3}"
 
-venv="$root/target/bench-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import hnswlib, numpy' 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q numpy hnswlib
-fi
+python="$("$root/scripts/bench_venv.sh")"
 
 cargo build --release -q -p quiverdb-bench
 bench="$root/target/release/quiverdb-bench"
@@ -48,7 +44,7 @@ mkdir -p "$(dirname "$out")"
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
 echo "# dataset $dataset ($data), metric $metric, ef $efs, build threads $threads" >&2
 
-"$venv/bin/python" "$root/scripts/hnswlib_bench.py" --data "$data" --metric "$metric" \
+"$python" "$root/scripts/hnswlib_bench.py" --data "$data" --metric "$metric" \
     --ef "$efs" --threads "$threads" --dataset "$dataset" | tee -a "$out"
 
 for engine in $engines; do

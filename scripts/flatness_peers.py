@@ -19,10 +19,7 @@ import time
 
 import numpy as np
 
-
-def read_fvecs(path):
-    a = np.fromfile(path, dtype="<i4")
-    return a.reshape(-1, a[0] + 1)[:, 1:].copy().view("<f4")
+from hnswlib_bench import read_fvecs
 
 
 def write_ivecs(path, rows):

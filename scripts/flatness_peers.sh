@@ -19,11 +19,7 @@ ef="${EF:-64}"
 rounds="${ROUNDS:-15}"
 threads="${BUILD_THREADS:-2}"
 
-venv="$root/target/bench-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import hnswlib, faiss, numpy' 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q numpy hnswlib faiss-cpu
-fi
+python="$("$root/scripts/bench_venv.sh")"
 
 cargo build --release -q -p quiverdb --example search_scaling
 cargo build --release -q -p quiverdb-bench
@@ -32,7 +28,7 @@ cargo build --release -q -p quiverdb-bench
 out="$dir/results.jsonl"
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
 # The peers first: they also write each size's exact top-10 (groundtruth.ivecs).
-"$venv/bin/python" "$root/scripts/flatness_peers.py" --data "$dir" --sizes "$sizes" --k "$k" \
+"$python" "$root/scripts/flatness_peers.py" --data "$dir" --sizes "$sizes" --k "$k" \
     --ef "$ef" --rounds "$rounds" --build-threads "$threads" | tee "$out"
 for n in ${sizes//,/ }; do
     "$root/target/release/quiverdb-bench" ann --base "$dir/docs_$n/base.fvecs" \
@@ -41,7 +37,7 @@ for n in ${sizes//,/ }; do
         --threads "$threads" --engine native --dataset "docs_$n" | tee -a "$out"
 done
 
-"$venv/bin/python" - "$out" <<'EOF'
+"$python" - "$out" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 by = {}
