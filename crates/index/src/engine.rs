@@ -158,50 +158,109 @@ pub(crate) fn search_prepared(
         .collect()
 }
 
-/// Exact top-`k` of several queries over the same rows, sharing the reads: four queries at
-/// a time, each row is scored against the four by one call of
-/// [`KernelSet::distance_x4`](crate::kernels::KernelSet::distance_x4), so the rows are read
-/// once per four queries (a last group of two or three is padded with copies of its last
-/// query: a scan is bound by reading the rows, not by the arithmetic); a last single query
-/// is scanned alone. `rows` yields the candidates, in the same order each time it is called.
-/// Each answer equals a one-query scan in that order with `kernels.distance`, ties included
-/// (the four-query kernels are bit for bit the one-query kernels).
-pub(crate) fn scan_batch<'r, I>(
-    kernels: crate::kernels::KernelSet,
-    metric: Metric,
-    queries: &[&[f32]],
-    k: usize,
-    rows: impl Fn() -> I,
-) -> Vec<Vec<Neighbor>>
-where
-    I: Iterator<Item = (RowId, &'r [f32])>,
-{
-    let mut answers = Vec::with_capacity(queries.len());
-    for group in queries.chunks(4) {
-        if let [q] = group {
-            let mut top = TopK::new(k);
-            for (id, row) in rows() {
-                let d = kernels.distance(metric, q, row);
-                if top.accepts(d) {
-                    top.push(d, id);
-                }
-            }
-            answers.push(top.into_sorted());
-            continue;
+/// Rows a scan scores with one kernel call.
+const SCAN_BLOCK: usize = 64;
+
+/// Rows stored back to back, as both scanning engines keep them: `vectors` holds
+/// `ids.len()` rows of `dim` floats, and `skip(i)` names the rows a scan leaves out (the
+/// native graph's deleted slots).
+pub(crate) struct Rows<'a, S> {
+    pub ids: &'a [RowId],
+    pub vectors: &'a [f32],
+    pub dim: usize,
+    pub skip: S,
+}
+
+impl<S: Fn(usize) -> bool> Rows<'_, S> {
+    /// Calls `f(first row, distances)` for each block of up to [`SCAN_BLOCK`] rows, the
+    /// distances computed by `score(block of vectors, out)`; `out` is `buf` cut to the
+    /// block's length.
+    #[inline]
+    fn blocks<T: Copy>(
+        &self,
+        buf: &mut [T; SCAN_BLOCK],
+        mut score: impl FnMut(&[f32], &mut [T]),
+        mut f: impl FnMut(usize, &[T]),
+    ) {
+        let n = self.ids.len().min(self.vectors.len() / self.dim.max(1));
+        for start in (0..n).step_by(SCAN_BLOCK) {
+            let len = SCAN_BLOCK.min(n - start);
+            let out = &mut buf[..len];
+            score(
+                &self.vectors[start * self.dim..(start + len) * self.dim],
+                out,
+            );
+            f(start, out);
         }
-        let q: [&[f32]; 4] = std::array::from_fn(|j| group[j.min(group.len() - 1)]);
-        let mut tops = [(); 4].map(|()| TopK::new(k));
-        for (id, row) in rows() {
-            let d = kernels.distance_x4(metric, &q, row);
-            for (top, d) in tops.iter_mut().zip(d) {
-                if top.accepts(d) {
-                    top.push(d, id);
-                }
-            }
-        }
-        answers.extend(tops.into_iter().take(group.len()).map(TopK::into_sorted));
     }
-    answers
+
+    /// Exact top-`k` of one query (of `dim` floats), scored a block of rows at a time
+    /// ([`KernelSet::distances`](crate::kernels::KernelSet::distances), bit for bit the
+    /// one-row distances, so the answer is a row-by-row scan's, ties included: [`TopK`]
+    /// orders by distance, then id). `keep(id)` is asked only of a row that would enter.
+    pub(crate) fn top_k<F>(
+        &self,
+        kernels: crate::kernels::KernelSet,
+        metric: Metric,
+        q: &[f32],
+        k: usize,
+        keep: Option<&F>,
+    ) -> Vec<Neighbor>
+    where
+        F: Fn(RowId) -> bool + ?Sized,
+    {
+        let mut top = TopK::new(k);
+        let score = |rows: &[f32], out: &mut [f32]| kernels.distances(metric, q, rows, out);
+        self.blocks(&mut [0.0; SCAN_BLOCK], score, |start, ds| {
+            for (i, &d) in (start..).zip(ds) {
+                if top.accepts(d) && !(self.skip)(i) && keep.is_none_or(|f| f(self.ids[i])) {
+                    top.push(d, self.ids[i]);
+                }
+            }
+        });
+        top.into_sorted()
+    }
+
+    /// Exact top-`k` of several queries, sharing the reads: four queries at a time, each
+    /// block of rows is scored against the four by one call of
+    /// [`KernelSet::distances_x4`](crate::kernels::KernelSet::distances_x4), so the rows
+    /// are read once per four queries (a last group of two or three is padded with copies
+    /// of its last query: a scan is bound by reading the rows, not by the arithmetic); a
+    /// last single query is scanned alone. Each answer equals [`Rows::top_k`] of its query
+    /// (the four-query kernels are bit for bit the one-query kernels).
+    pub(crate) fn top_k_batch(
+        &self,
+        kernels: crate::kernels::KernelSet,
+        metric: Metric,
+        queries: &[&[f32]],
+        k: usize,
+    ) -> Vec<Vec<Neighbor>> {
+        let mut answers = Vec::with_capacity(queries.len());
+        for group in queries.chunks(4) {
+            if let [q] = group {
+                answers.push(self.top_k(kernels, metric, q, k, None::<&fn(RowId) -> bool>));
+                continue;
+            }
+            let q: [&[f32]; 4] = std::array::from_fn(|j| group[j.min(group.len() - 1)]);
+            let mut tops = [(); 4].map(|()| TopK::new(k));
+            let score =
+                |rows: &[f32], out: &mut [[f32; 4]]| kernels.distances_x4(metric, &q, rows, out);
+            self.blocks(&mut [[0.0; 4]; SCAN_BLOCK], score, |start, ds| {
+                for (i, d) in (start..).zip(ds) {
+                    if (self.skip)(i) {
+                        continue;
+                    }
+                    for (top, &d) in tops.iter_mut().zip(d) {
+                        if top.accepts(d) {
+                            top.push(d, self.ids[i]);
+                        }
+                    }
+                }
+            });
+            answers.extend(tops.into_iter().take(group.len()).map(TopK::into_sorted));
+        }
+        answers
+    }
 }
 
 /// Keeps the `k` smallest `(distance, row)` pairs seen.

@@ -10,7 +10,7 @@ use std::path::Path;
 use parking_lot::RwLock;
 use quiverdb_types::{Metric, RowId};
 
-use crate::engine::{check_batch, prepare_vector, TopK};
+use crate::engine::{check_batch, prepare_vector, Rows, TopK};
 use crate::snapshot::{snapshot_error, write_with_manifest, StreamReader, Writer};
 use crate::{
     kernels, IndexConfig, IndexError, IndexStats, Neighbor, RowFilter, SearchParams, VectorIndex,
@@ -34,6 +34,19 @@ struct Inner {
     vectors: Vec<f32>,
     ids: Vec<RowId>,
     slots: HashMap<RowId, usize>,
+}
+
+impl Inner {
+    /// Every row, as a scan reads them (none is skipped: a removal moves the last row
+    /// into the hole).
+    fn rows(&self, dim: usize) -> Rows<'_, impl Fn(usize) -> bool> {
+        Rows {
+            ids: &self.ids,
+            vectors: &self.vectors,
+            dim,
+            skip: |_| false,
+        }
+    }
 }
 
 impl FlatIndex {
@@ -222,24 +235,14 @@ impl VectorIndex for FlatIndex {
         let q = prepare_vector(self.config.dim, self.config.metric, query)?;
         let g = self.inner.read();
         let ks = kernels::active();
-        let metric = self.config.metric;
-        let mut top = TopK::new(params.k);
         if params.k == 0 {
             return Ok(Vec::new());
         }
-        for (row, &id) in g.vectors.chunks_exact(self.config.dim).zip(&g.ids) {
-            let d = ks.distance(metric, &q, row);
-            if top.accepts(d) {
-                if filter.is_some_and(|f| !f(id)) {
-                    continue;
-                }
-                top.push(d, id);
-            }
-        }
-        Ok(top.into_sorted())
+        Ok(g.rows(self.config.dim)
+            .top_k(ks, self.config.metric, &q, params.k, filter))
     }
 
-    /// Every row is scanned once per four queries (`engine::scan_batch`).
+    /// Every row is scanned once per four queries (`engine::Rows::top_k_batch`).
     fn search_batch(
         &self,
         queries: &[&[f32]],
@@ -251,8 +254,8 @@ impl VectorIndex for FlatIndex {
                 return vec![Vec::new(); prepared.len()];
             }
             let g = self.inner.read();
-            let rows = || g.ids.iter().copied().zip(g.vectors.chunks_exact(dim));
-            crate::engine::scan_batch(kernels::active(), metric, prepared, params.k, rows)
+            g.rows(dim)
+                .top_k_batch(kernels::active(), metric, prepared, params.k)
         })
     }
 

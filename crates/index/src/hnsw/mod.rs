@@ -439,7 +439,7 @@ impl VectorIndex for NativeHnsw {
     }
 
     /// A graph small enough to be scanned is scanned once per four queries
-    /// (`engine::scan_batch`).
+    /// (`engine::Rows::top_k_batch`).
     fn search_batch(
         &self,
         queries: &[&[f32]],
@@ -453,12 +453,7 @@ impl VectorIndex for NativeHnsw {
         }
         let (dim, metric) = (self.config.dim, self.config.metric);
         crate::engine::search_prepared(dim, metric, queries, |prepared| {
-            let live_rows = || {
-                (0..g.len() as u32)
-                    .filter(|&slot| !g.is_deleted(slot))
-                    .map(|slot| (g.ids[slot as usize], g.vector(slot)))
-            };
-            crate::engine::scan_batch(g.kernels, g.metric, prepared, params.k, live_rows)
+            search::rows(&g).top_k_batch(g.kernels, g.metric, prepared, params.k)
         })
     }
 

@@ -8,6 +8,7 @@ use std::arch::x86_64::*;
 /// The CPU must support AVX2 and FMA (checked by the caller with
 /// `is_x86_feature_detected!`).
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 pub unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -62,6 +63,7 @@ pub unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -105,6 +107,32 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         sum += a[j] * b[j];
     }
     sum
+}
+
+/// [`l2_squared`] of `q` against each consecutive `q.len()`-float row of `rows`, into
+/// `out`: the one-row kernel inlined into one loop, bit for bit its results. `q` must not
+/// be empty.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn l2_squared_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        *o = unsafe { l2_squared(q, x) };
+    }
+}
+
+/// [`dot`] of `q` with each consecutive row of `rows`, into `out` (as [`l2_squared_rows`]).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        *o = unsafe { dot(q, x) };
+    }
 }
 
 #[target_feature(enable = "avx2,fma")]

@@ -8,6 +8,7 @@ use std::arch::x86_64::*;
 /// # Safety
 /// The CPU must support AVX-512F (checked by the caller with `is_x86_feature_detected!`).
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -71,6 +72,7 @@ pub unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -125,31 +127,62 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     ))
 }
 
-/// [`l2_squared`] of four queries against one vector `x`, loading `x` once for the four.
-/// Each result is bit for bit what `l2_squared(q[j], x)` returns: every lane of every
-/// query accumulates the same operations in the same order. All five slices must have the
-/// same length (the caller checks).
+/// [`l2_squared`] of `q` against each consecutive `q.len()`-float row of `rows`, into
+/// `out` (one result per row, as many as both hold): the one-row kernel inlined into one
+/// loop, so each result is bit for bit the one-row call's. `q` must not be empty.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn l2_squared_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
-    // SAFETY: the caller guarantees AVX-512F.
-    unsafe { four_queries::<true>(q, x) }
+pub unsafe fn l2_squared_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
+        // SAFETY: the caller guarantees AVX-512F.
+        *o = unsafe { l2_squared(q, x) };
+    }
 }
 
-/// [`dot`] of four queries with one vector `x`, loading `x` once for the four; each result
-/// bit for bit what `dot(q[j], x)` returns. All five slices must have the same length.
+/// [`dot`] of `q` with each consecutive `q.len()`-float row of `rows`, into `out`; bit for
+/// bit the one-row calls. `q` must not be empty.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn dot_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
-    // SAFETY: the caller guarantees AVX-512F.
-    unsafe { four_queries::<false>(q, x) }
+pub unsafe fn dot_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
+        // SAFETY: the caller guarantees AVX-512F.
+        *o = unsafe { dot(q, x) };
+    }
 }
 
-/// The body of [`l2_squared_x4`] (`L2`) and [`dot_x4`]: the loop structure of
+/// [`l2_squared`] of four queries against each consecutive row of `rows` (rows as long as
+/// the queries, which must all have one non-zero length), into `out`, loading each row once
+/// for the four; each result bit for bit `l2_squared(q[j], row)`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn l2_squared_x4_rows(q: &[&[f32]; 4], rows: &[f32], out: &mut [[f32; 4]]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q[0].len())) {
+        // SAFETY: the caller guarantees AVX-512F.
+        *o = unsafe { four_queries::<true>(q, x) };
+    }
+}
+
+/// [`dot`] of four queries with each consecutive row of `rows`, into `out`, loading each
+/// row once for the four (as [`l2_squared_x4_rows`]).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot_x4_rows(q: &[&[f32]; 4], rows: &[f32], out: &mut [[f32; 4]]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q[0].len())) {
+        // SAFETY: the caller guarantees AVX-512F.
+        *o = unsafe { four_queries::<false>(q, x) };
+    }
+}
+
+/// Four queries against one row, the body of [`l2_squared_x4_rows`] (`L2`) and
+/// [`dot_x4_rows`]: the loop structure of
 /// [`l2_squared`] and [`dot`] (four accumulators over 64-float steps, then 16-float steps
 /// into the first, then one masked step into the second, summed in the same order), once
 /// per query, with each 16-float block of `x` loaded once for the four.
@@ -157,6 +190,7 @@ pub unsafe fn dot_x4(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn four_queries<const L2: bool>(q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
     /// One lane block of one query: `(q - x)^2` or `q * x` added to `acc`.
     #[target_feature(enable = "avx512f")]

@@ -38,12 +38,17 @@ pub type KernelFn = fn(&[f32], &[f32]) -> f32;
 pub type Sq8L2Fn = fn(&[f32], &[f32], &[u8]) -> f32;
 /// `sum w[i] * code[i]`: the code-dependent part of an inner product with an 8-bit code.
 pub type Sq8DotFn = fn(&[f32], &[u8]) -> f32;
-/// A primitive kernel of four queries against one vector (all of one length): the four
-/// results are bit for bit the one-query kernel's.
-pub type X4Fn = fn(&[&[f32]; 4], &[f32]) -> [f32; 4];
+/// A primitive kernel of one query against consecutive rows of the query's length (one
+/// result per row, as many as `rows` and the output hold): bit for bit the one-row
+/// kernel's results, without a call per row.
+pub type RowsFn = fn(&[f32], &[f32], &mut [f32]);
+/// A primitive kernel of four queries (all of one length) against consecutive rows of that
+/// length, reading each row once for the four: bit for bit the one-row kernel's results.
+pub type X4RowsFn = fn(&[&[f32]; 4], &[f32], &mut [[f32; 4]]);
 
-/// One instruction-set path: a name, its two primitive kernels, their four-query forms
-/// (bit for bit the same results), and their counterparts against 8-bit codes.
+/// One instruction-set path: a name, its two primitive kernels, their forms over a block
+/// of rows for one query and for four (bit for bit the same results), and their
+/// counterparts against 8-bit codes.
 ///
 /// # Invariants
 /// A `KernelSet` is only ever built (by [`available`]) for an instruction set the running
@@ -53,8 +58,10 @@ pub struct KernelSet {
     name: &'static str,
     l2: KernelFn,
     dot: KernelFn,
-    l2_x4: X4Fn,
-    dot_x4: X4Fn,
+    l2_rows: RowsFn,
+    dot_rows: RowsFn,
+    l2_x4_rows: X4RowsFn,
+    dot_x4_rows: X4RowsFn,
     sq8_l2: Sq8L2Fn,
     sq8_dot: Sq8DotFn,
 }
@@ -86,18 +93,72 @@ impl KernelSet {
         (self.dot)(a, b)
     }
 
-    /// [`Self::distance`] from each of four queries to `x`, reading `x` once; each result
-    /// is bit for bit `distance(metric, q[j], x)` (so a batch of queries ranks exactly as
-    /// each query alone). Slices of different lengths fall back to four single calls.
+    /// [`Self::distance`] from `q` to each consecutive `q.len()`-float row of `rows`, into
+    /// `out` (`rows.len()` should be `out.len() * q.len()`; only whole rows that have a
+    /// slot in `out` are scored). Bit for bit `distance(metric, q, row)` for every row, so
+    /// a scan by blocks ranks exactly as a scan row by row; it only saves the call per row.
     #[inline]
-    pub fn distance_x4(&self, metric: Metric, q: &[&[f32]; 4], x: &[f32]) -> [f32; 4] {
-        if q.iter().any(|q| q.len() != x.len()) {
-            return q.map(|q| self.distance(metric, q, x));
+    pub fn distances(&self, metric: Metric, q: &[f32], rows: &[f32], out: &mut [f32]) {
+        debug_assert_eq!(rows.len(), out.len() * q.len());
+        if q.is_empty() {
+            out.fill(self.distance(metric, q, q));
+            return;
         }
         match metric {
-            Metric::L2 => (self.l2_x4)(q, x).map(clamp_l2),
-            Metric::Ip => (self.dot_x4)(q, x).map(|d| ip_distance(-d)),
-            Metric::Cosine => (self.dot_x4)(q, x).map(|d| cosine_distance(1.0 - d)),
+            Metric::L2 => {
+                (self.l2_rows)(q, rows, out);
+                out.iter_mut().for_each(|d| *d = clamp_l2(*d));
+            }
+            Metric::Ip => {
+                (self.dot_rows)(q, rows, out);
+                out.iter_mut().for_each(|d| *d = ip_distance(-*d));
+            }
+            Metric::Cosine => {
+                (self.dot_rows)(q, rows, out);
+                out.iter_mut().for_each(|d| *d = cosine_distance(1.0 - *d));
+            }
+        }
+    }
+
+    /// [`Self::distances`] for four queries at once, reading each row once for the four:
+    /// `out[i][j]` is bit for bit `distance(metric, q[j], row i)` (so a batch of queries
+    /// ranks exactly as each query alone).
+    ///
+    /// # Panics
+    /// If the four queries differ in length (a caller bug: an index's queries all have its
+    /// dimension).
+    #[inline]
+    pub fn distances_x4(
+        &self,
+        metric: Metric,
+        q: &[&[f32]; 4],
+        rows: &[f32],
+        out: &mut [[f32; 4]],
+    ) {
+        let n = q[0].len();
+        assert!(
+            q.iter().all(|q| q.len() == n),
+            "distances_x4: the four queries differ in length"
+        );
+        debug_assert_eq!(rows.len(), out.len() * n);
+        if n == 0 {
+            out.fill(q.map(|q| self.distance(metric, q, q)));
+            return;
+        }
+        match metric {
+            Metric::L2 => {
+                (self.l2_x4_rows)(q, rows, out);
+                out.iter_mut().for_each(|d| *d = d.map(clamp_l2));
+            }
+            Metric::Ip => {
+                (self.dot_x4_rows)(q, rows, out);
+                out.iter_mut().for_each(|d| *d = d.map(|d| ip_distance(-d)));
+            }
+            Metric::Cosine => {
+                (self.dot_x4_rows)(q, rows, out);
+                out.iter_mut()
+                    .for_each(|d| *d = d.map(|d| cosine_distance(1.0 - d)));
+            }
         }
     }
 
@@ -124,6 +185,22 @@ impl KernelSet {
             Metric::Ip => ip_distance(-self.dot(a, b)),
             Metric::Cosine => cosine_distance(1.0 - self.dot(a, b)),
         }
+    }
+}
+
+/// The block form of a one-row kernel `f`, for paths without a fused loop of their own.
+#[inline]
+fn rows_with(f: KernelFn, q: &[f32], rows: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
+        *o = f(q, x);
+    }
+}
+
+/// The four-query block form of a one-row kernel `f`, for paths without a fused loop.
+#[inline]
+fn x4_rows_with(f: KernelFn, q: &[&[f32]; 4], rows: &[f32], out: &mut [[f32; 4]]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q[0].len())) {
+        *o = q.map(|q| f(q, x));
     }
 }
 

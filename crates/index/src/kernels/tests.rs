@@ -56,11 +56,12 @@ proptest! {
         }
     }
 
-    /// The four-query kernels are bit for bit the one-query ones (a batched scan must rank
-    /// exactly as single searches do), on every path and metric, aligned or not.
+    /// The block kernels, for one query and for four, are bit for bit the one-row ones (a
+    /// scan by blocks, or of four queries at once, must rank exactly as a row-by-row scan of
+    /// each query), on every path and metric, aligned or not, for 0 to 5 rows.
     #[test]
-    fn four_queries_at_once_equal_one_at_a_time(
-        (n, off) in (0usize..=600, 0usize..4),
+    fn block_kernels_equal_one_row_at_a_time(
+        (n, off, nrows) in (0usize..=600, 0usize..4, 0usize..=5),
         seed in any::<u64>(),
     ) {
         let mut x = seed | 1;
@@ -70,16 +71,27 @@ proptest! {
             x ^= x << 17;
             (x >> 40) as f32 / (1u64 << 20) as f32 - 8.0
         };
-        let rows: Vec<Vec<f32>> = (0..5).map(|_| (0..n + off).map(|_| next()).collect()).collect();
-        let (q, v) = (&rows[..4], &rows[4][off..]);
-        let q: [&[f32]; 4] = std::array::from_fn(|j| &q[j][off..]);
+        let queries: Vec<Vec<f32>> = (0..4).map(|_| (0..n + off).map(|_| next()).collect()).collect();
+        let q: [&[f32]; 4] = std::array::from_fn(|j| &queries[j][off..]);
+        let block: Vec<f32> = (0..off + n * nrows).map(|_| next()).collect();
+        let rows = &block[off..];
         for set in available() {
             for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
-                let four = set.distance_x4(metric, &q, v);
-                for (j, d) in four.iter().enumerate() {
-                    let one = set.distance(metric, q[j], v);
-                    prop_assert_eq!(d.to_bits(), one.to_bits(),
-                        "{} {:?} query {} (n = {}): {} vs {}", set.name(), metric, j, n, d, one);
+                let mut one = vec![f32::NAN; nrows];
+                set.distances(metric, q[0], rows, &mut one);
+                let mut four = vec![[f32::NAN; 4]; nrows];
+                set.distances_x4(metric, &q, rows, &mut four);
+                for r in 0..nrows {
+                    let row = &rows[r * n..(r + 1) * n];
+                    let single = set.distance(metric, q[0], row);
+                    prop_assert_eq!(one[r].to_bits(), single.to_bits(),
+                        "{} {:?} row {} (n = {}): {} vs {}", set.name(), metric, r, n, one[r], single);
+                    for (j, d) in four[r].iter().enumerate() {
+                        let single = set.distance(metric, q[j], row);
+                        prop_assert_eq!(d.to_bits(), single.to_bits(),
+                            "{} {:?} row {} query {} (n = {}): {} vs {}",
+                            set.name(), metric, r, j, n, d, single);
+                    }
                 }
             }
         }
