@@ -263,7 +263,9 @@ impl<S: Fn(usize) -> bool> Rows<'_, S> {
     }
 }
 
-/// Keeps the `k` smallest `(distance, row)` pairs seen.
+/// Keeps the `k` smallest `(distance, row)` pairs seen: a tie at the `k`-th distance goes
+/// to the smaller row id, so an exact scan's answer depends on the rows, not on the order
+/// it meets them in (slot order changes with removals and compactions).
 #[derive(Debug)]
 pub(crate) struct TopK {
     k: usize,
@@ -277,10 +279,11 @@ impl TopK {
             heap: BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 16)),
         }
     }
-    /// Whether a candidate at `dist` would enter (always, until full).
+    /// Whether a candidate at `dist` may enter (always, until full; a tie with the worst
+    /// kept may, if its id is smaller: [`TopK::push`] decides).
     #[inline]
     pub(crate) fn accepts(&self, dist: f32) -> bool {
-        self.heap.len() < self.k || self.heap.peek().is_some_and(|s| dist < s.dist)
+        self.heap.len() < self.k || self.heap.peek().is_some_and(|s| dist <= s.dist)
     }
     #[inline]
     pub(crate) fn push(&mut self, dist: f32, id: RowId) {
@@ -328,6 +331,105 @@ mod tests {
         }
         let ids: Vec<u64> = t.into_sorted().iter().map(|n| n.id.0).collect();
         assert_eq!(ids, vec![4, 2, 3]);
+    }
+
+    /// Scanning with `accepts` then `push`, the kept set is the same in any order: a tie at
+    /// the k-th distance goes to the smaller id.
+    #[test]
+    fn ties_at_the_boundary_go_to_the_smaller_id_in_any_order() {
+        let rows = [(1.0, 7), (2.0, 9), (2.0, 3), (2.0, 5), (3.0, 1)];
+        let scan = |order: &[usize]| {
+            let mut t = TopK::new(2);
+            for &i in order {
+                let (d, id) = rows[i];
+                if t.accepts(d) {
+                    t.push(d, RowId(id));
+                }
+            }
+            t.into_sorted().iter().map(|n| n.id.0).collect::<Vec<_>>()
+        };
+        for order in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 0, 3, 4, 2]] {
+            assert_eq!(scan(&order), vec![7, 3], "{order:?}");
+        }
+    }
+
+    /// A scan by blocks answers exactly as a naive row-by-row scan — distances bit for bit,
+    /// ties by id — at the block edges (0, 1, 63, 64, 65 and 130 rows), with skipped rows,
+    /// a lazy filter, `k` past the row count, and batches of 1 to 6 queries (groups of
+    /// four, padded, and a lone last query), on every metric.
+    #[test]
+    fn block_scans_equal_a_row_by_row_scan() {
+        let dim = 19;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Few distinct values: many exact ties between rows.
+            (x >> 61) as f32 - 3.0
+        };
+        let kernels = crate::kernels::active();
+        for n in [0usize, 1, 63, 64, 65, 130] {
+            let vectors: Vec<f32> = (0..n * dim).map(|_| next()).collect();
+            let ids: Vec<RowId> = (0..n as u64).map(|i| RowId(1_000 - 3 * i)).collect();
+            let skip = |i: usize| i % 7 == 3;
+            let rows = Rows {
+                ids: &ids,
+                vectors: &vectors,
+                dim,
+                skip,
+            };
+            let queries: Vec<Vec<f32>> =
+                (0..6).map(|_| (0..dim).map(|_| next()).collect()).collect();
+            let odd = |id: RowId| id.0 % 2 == 1;
+            for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
+                let naive = |q: &[f32], k: usize, keep: &dyn Fn(RowId) -> bool| {
+                    let mut all: Vec<(u32, RowId)> = (0..n)
+                        .filter(|&i| !skip(i) && keep(ids[i]))
+                        .map(|i| {
+                            let d = kernels.distance(metric, q, &vectors[i * dim..(i + 1) * dim]);
+                            (d.to_bits(), ids[i])
+                        })
+                        .collect();
+                    all.sort_by(|a, b| {
+                        f32::from_bits(a.0)
+                            .total_cmp(&f32::from_bits(b.0))
+                            .then(a.1.cmp(&b.1))
+                    });
+                    all.truncate(k);
+                    all
+                };
+                let bits = |hits: Vec<Neighbor>| -> Vec<(u32, RowId)> {
+                    hits.into_iter()
+                        .map(|h| (h.distance.to_bits(), h.id))
+                        .collect()
+                };
+                for k in [1, 5, n + 2] {
+                    for q in &queries {
+                        let all = rows.top_k(kernels, metric, q, k, None::<&fn(RowId) -> bool>);
+                        assert_eq!(bits(all), naive(q, k, &|_| true), "{metric:?} n={n} k={k}");
+                        let kept = rows.top_k(kernels, metric, q, k, Some(&odd));
+                        assert_eq!(
+                            bits(kept),
+                            naive(q, k, &odd),
+                            "{metric:?} n={n} k={k} filtered"
+                        );
+                    }
+                    for b in 1..=6 {
+                        let batch: Vec<&[f32]> = queries[..b].iter().map(Vec::as_slice).collect();
+                        let answers = rows.top_k_batch(kernels, metric, &batch, k);
+                        assert_eq!(answers.len(), b);
+                        for (q, answer) in batch.iter().zip(answers) {
+                            assert_eq!(
+                                bits(answer),
+                                naive(q, k, &|_| true),
+                                "{metric:?} n={n} k={k} batch of {b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
