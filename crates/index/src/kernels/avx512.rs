@@ -154,35 +154,22 @@ pub unsafe fn dot_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
     }
 }
 
-/// [`l2_squared`] of four queries against each consecutive row of `rows` (rows as long as
-/// the queries, which must all have one non-zero length), into `out`, loading each row once
-/// for the four; each result bit for bit `l2_squared(q[j], row)`.
+/// Four queries against each consecutive row of `rows` (rows as long as the queries, which
+/// must all have one non-zero length), into `out`, loading each row once for the four:
+/// [`l2_squared`] (`L2`) or [`dot`], each result bit for bit `l2_squared(q[j], row)` /
+/// `dot(q[j], row)`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn l2_squared_x4_rows(q: &[&[f32]; 4], rows: &[f32], out: &mut [[f32; 4]]) {
+pub unsafe fn x4_rows<const L2: bool>(q: &[&[f32]; 4], rows: &[f32], out: &mut [[f32; 4]]) {
     for (o, x) in out.iter_mut().zip(rows.chunks_exact(q[0].len())) {
         // SAFETY: the caller guarantees AVX-512F.
-        *o = unsafe { four_queries::<true>(q, x) };
+        *o = unsafe { four_queries::<L2>(q, x) };
     }
 }
 
-/// [`dot`] of four queries with each consecutive row of `rows`, into `out`, loading each
-/// row once for the four (as [`l2_squared_x4_rows`]).
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn dot_x4_rows(q: &[&[f32]; 4], rows: &[f32], out: &mut [[f32; 4]]) {
-    for (o, x) in out.iter_mut().zip(rows.chunks_exact(q[0].len())) {
-        // SAFETY: the caller guarantees AVX-512F.
-        *o = unsafe { four_queries::<false>(q, x) };
-    }
-}
-
-/// Four queries against one row, the body of [`l2_squared_x4_rows`] (`L2`) and
-/// [`dot_x4_rows`]: the loop structure of
+/// Four queries against one row, the body of [`x4_rows`]: the loop structure of
 /// [`l2_squared`] and [`dot`] (four accumulators over 64-float steps, then 16-float steps
 /// into the first, then one masked step into the second, summed in the same order), once
 /// per query, with each 16-float block of `x` loaded once for the four.

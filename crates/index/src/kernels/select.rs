@@ -115,11 +115,11 @@ mod x86 {
     }
     fn l2_x4_rows_avx512(q: &[&[f32]; 4], rows: &[f32], out: &mut [[f32; 4]]) {
         // SAFETY: as above.
-        unsafe { avx512::l2_squared_x4_rows(q, rows, out) }
+        unsafe { avx512::x4_rows::<true>(q, rows, out) }
     }
     fn dot_x4_rows_avx512(q: &[&[f32]; 4], rows: &[f32], out: &mut [[f32; 4]]) {
         // SAFETY: as above.
-        unsafe { avx512::dot_x4_rows(q, rows, out) }
+        unsafe { avx512::x4_rows::<false>(q, rows, out) }
     }
     fn sq8_l2_avx2(a: &[f32], step: &[f32], code: &[u8]) -> f32 {
         // SAFETY: only reachable through a KernelSet built after detecting AVX2 and FMA.
