@@ -78,8 +78,8 @@ impl DbInner {
 
 impl Drop for DbInner {
     fn drop(&mut self) {
-        if let Err(e) = self.kv.flush() {
-            tracing::error!(error = %e, "final flush of the database failed");
+        if let Err(e) = self.kv.checkpoint() {
+            tracing::error!(error = %e, "final checkpoint of the database failed");
         }
     }
 }

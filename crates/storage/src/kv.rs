@@ -5,16 +5,22 @@
 //! Values handed out are [`Bytes`], which callers only use as `&[u8]`.
 //!
 //! # Durability
-//! sled 0.34's `flush()` is documented to "call fsync", but on Linux it writes each log
-//! buffer with `pwrite` + `sync_file_range`, which neither commits the file's metadata
-//! (its size, its new blocks) nor flushes the drive's write cache: a power cut can lose
-//! writes it acknowledged (`man 2 sync_file_range`: "there are no guarantees that the data
-//! will be available after a crash"). Values too large for a log segment (over 128 KiB
-//! with sled's default 512 KiB segments: big documents, big tree nodes) go to files of
-//! their own under `blobs/`, which sled never syncs at all. [`Kv::flush`] therefore
-//! follows sled's flush with an `fdatasync` of sled's log file (`db` in the store
-//! directory) through a handle of its own (Linux syncs the file, whichever descriptor
-//! wrote it), and an `fsync` of every blob file it has not synced yet and of `blobs/`.
+//! A commit is appended to the write-ahead log (`wal`) and applied to sled in memory;
+//! [`Kv::flush`] is one `fdatasync` of the log. sled's own files are made durable only at a
+//! [checkpoint](Kv::checkpoint) (the `wal` module says when), which then retires the log's
+//! records. At open, the records sled's files lack are replayed, then a checkpoint runs.
+//!
+//! A checkpoint cannot rely on sled alone. sled 0.34's `flush()` is documented to "call
+//! fsync", but on Linux it writes each log buffer with `pwrite` + `sync_file_range`, which
+//! neither commits the file's metadata (its size, its new blocks) nor flushes the drive's
+//! write cache: a power cut can lose writes it acknowledged (`man 2 sync_file_range`:
+//! "there are no guarantees that the data will be available after a crash"). Values too
+//! large for a log segment (over 128 KiB with sled's default 512 KiB segments: big
+//! documents, big tree nodes) go to files of their own under `blobs/`, which sled never
+//! syncs at all. A checkpoint therefore follows sled's flush with an `fdatasync` of sled's
+//! log file (`db` in the store directory) through a handle of its own (Linux syncs the
+//! file, whichever descriptor wrote it), and an `fsync` of every blob file it has not
+//! synced yet and of `blobs/`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
@@ -27,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sled::transaction::{TransactionError, Transactional};
 
 use crate::error::{Error, Result};
+use crate::wal::Wal;
 
 /// An owned value read from the store; callers only rely on `Deref<Target = [u8]>`.
 pub(crate) type Bytes = sled::IVec;
@@ -41,6 +48,19 @@ pub(crate) enum TreeId {
     Vectors = 4,
     PkIndex = 5,
     Changes = 6,
+}
+
+impl TreeId {
+    /// Every tree, indexed by its number.
+    pub(crate) const ALL: [TreeId; 7] = [
+        TreeId::Meta,
+        TreeId::Catalog,
+        TreeId::Collections,
+        TreeId::Rows,
+        TreeId::Vectors,
+        TreeId::PkIndex,
+        TreeId::Changes,
+    ];
 }
 
 const TREE_NAMES: [&str; 7] = [
@@ -88,7 +108,29 @@ impl WriteSet {
     fn is_empty(&self) -> bool {
         self.trees.iter().all(BTreeMap::is_empty)
     }
+
+    /// Every write, tree by tree, in key order: `Some(value)` a put, `None` a removal.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (TreeId, &[u8], Option<&[u8]>)> {
+        TreeId::ALL
+            .iter()
+            .zip(&self.trees)
+            .flat_map(|(&tree, writes)| {
+                writes
+                    .iter()
+                    .map(move |(k, v)| (tree, k.as_slice(), v.as_deref()))
+            })
+    }
+
+    /// The size of this set as a write-ahead log payload (see `wal`).
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.entries()
+            .map(|(_, k, v)| 6 + k.len() + v.map_or(0, |v| 4 + v.len()))
+            .sum()
+    }
 }
+
+/// `meta` key of the sequence number of the last commit sled holds (see `wal`).
+const KEY_WAL_SEQ: &[u8] = b"wal_seq";
 
 /// The file in a store directory where sled 0.34 keeps its log (`Config::db_path`).
 pub(crate) const SLED_LOG_FILE: &str = "db";
@@ -228,8 +270,10 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 pub(crate) struct Kv {
     db: sled::Db,
     trees: Vec<sled::Tree>,
-    /// Synced after every flush (see the module docs); `None` for a temporary store.
+    /// Synced at every checkpoint (see the module docs); `None` for a temporary store.
     files: Option<Arc<SledFiles>>,
+    /// The write-ahead log; `None` for a temporary store.
+    wal: Option<Arc<Wal>>,
 }
 
 impl std::fmt::Debug for Kv {
@@ -250,9 +294,37 @@ impl Kv {
     /// Opens (or creates) the store in `path`, mapping sled's lock error to
     /// [`Error::Locked`] and unreadable files (or a sled panic) to [`Error::Corrupted`].
     pub(crate) fn open(path: &Path) -> Result<Kv> {
-        let config = sled::Config::new().path(path).flush_every_ms(Some(500));
+        Self::open_flushing_every(path, Some(500))
+    }
+
+    /// [`Kv::open`] with sled's background flush every `ms` milliseconds (`None`: only
+    /// when its buffers fill, and at checkpoints).
+    fn open_flushing_every(path: &Path, ms: Option<u64>) -> Result<Kv> {
+        let config = sled::Config::new().path(path).flush_every_ms(ms);
         let mut kv = Self::open_config(config, path.to_path_buf())?;
         kv.files = Some(Arc::new(SledFiles::open(path)?));
+        let durable_seq = match kv.get(TreeId::Meta, KEY_WAL_SEQ)? {
+            Some(v) => crate::codec::decode_u64(&v).map_err(|e| Error::Corrupted {
+                path: path.to_path_buf(),
+                detail: format!("meta.wal_seq: {}", e.0),
+            })?,
+            None => 0,
+        };
+        let (wal, replayed) = Wal::open(path, durable_seq)?;
+        if !replayed.is_empty() {
+            tracing::info!(
+                records = replayed.len(),
+                last = replayed.last().map(|r| r.seq),
+                "replaying the write-ahead log"
+            );
+        }
+        for r in &replayed {
+            kv.apply(&r.writes, Some(r.seq))?;
+        }
+        kv.wal = Some(Arc::new(wal));
+        // Makes the replay durable in sled and starts a new epoch: the log's old records
+        // are never read again.
+        kv.checkpoint()?;
         Ok(kv)
     }
 
@@ -276,6 +348,7 @@ impl Kv {
                 db,
                 trees,
                 files: None,
+                wal: None,
             })
         }));
         match opened {
@@ -337,16 +410,27 @@ impl Kv {
             .map(|r| r.map_err(engine))
     }
 
-    /// Applies `ws` atomically: one transaction over every tree it touches.
+    /// Applies `ws` atomically: one transaction over every tree it touches, logged first
+    /// in the write-ahead log of an on-disk store. Durable after the next [`Kv::flush`].
     pub(crate) fn commit(&self, ws: &WriteSet) -> Result<()> {
         if ws.is_empty() {
             return Ok(());
         }
-        let (trees, batches): (Vec<sled::Tree>, Vec<sled::Batch>) = ws
+        match &self.wal {
+            Some(wal) => wal.commit(ws, |seq| self.apply(ws, Some(seq))),
+            None => self.apply(ws, None),
+        }
+    }
+
+    /// One sled transaction writing `ws` and, with a log sequence number, `meta.wal_seq`.
+    fn apply(&self, ws: &WriteSet, seq: Option<u64>) -> Result<()> {
+        let (trees, mut batches): (Vec<sled::Tree>, Vec<sled::Batch>) = ws
             .trees
             .iter()
             .enumerate()
-            .filter(|(_, writes)| !writes.is_empty())
+            .filter(|(i, writes)| {
+                !writes.is_empty() || (seq.is_some() && *i == TreeId::Meta as usize)
+            })
             .map(|(i, writes)| {
                 let mut batch = sled::Batch::default();
                 for (k, v) in writes {
@@ -358,6 +442,11 @@ impl Kv {
                 (self.trees[i].clone(), batch)
             })
             .unzip();
+        if let Some(seq) = seq {
+            // `Meta` is tree 0: its batch, kept above even if `ws` has no write there, is
+            // the first.
+            batches[0].insert(KEY_WAL_SEQ, &crate::codec::encode_u64(seq)[..]);
+        }
         trees[..]
             .transaction(|txs| {
                 for (tx, batch) in txs.iter().zip(&batches) {
@@ -384,17 +473,36 @@ impl Kv {
             }
         }
         t.apply_batch(batch).map_err(engine)?;
+        // These writes bypass the write-ahead log: make them durable before any later
+        // commit is, or a replay could put back rows they removed.
+        self.checkpoint()?;
         Ok(removed)
     }
 
     /// Makes every write before this call durable: sled's flush, then an `fdatasync` of
     /// its log and an `fsync` of its new blob files (see the module docs).
     pub(crate) fn flush(&self) -> Result<()> {
-        self.db.flush().map_err(engine)?;
-        if let Some(files) = &self.files {
-            files.sync()?;
+        match &self.wal {
+            Some(wal) if !wal.wants_checkpoint() => wal.sync(),
+            _ => self.checkpoint(),
         }
-        Ok(())
+    }
+
+    /// Makes sled's own files hold every commit so far (sled's flush, then an `fdatasync` of
+    /// its log and an `fsync` of its new blob files, see the module docs) and retires the
+    /// write-ahead log's records. Commits wait meanwhile.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let make_durable = || -> Result<()> {
+            self.db.flush().map_err(engine)?;
+            if let Some(files) = &self.files {
+                files.sync()?;
+            }
+            Ok(())
+        };
+        match &self.wal {
+            Some(wal) => wal.checkpoint(make_durable),
+            None => make_durable(),
+        }
     }
 }
 
@@ -402,10 +510,11 @@ impl Kv {
 mod tests {
     use super::*;
 
-    /// The handle `flush` syncs must be sled's log: if sled kept its log elsewhere, every
-    /// flush would sync the wrong file and acknowledged writes could die with the power.
+    /// The handle a checkpoint syncs must be sled's log: if sled kept its log elsewhere,
+    /// every checkpoint would sync the wrong file, then retire log records whose writes
+    /// could die with the power.
     #[test]
-    fn flush_syncs_the_file_sled_writes_its_log_to() {
+    fn checkpoint_syncs_the_file_sled_writes_its_log_to() {
         let dir = tempfile::tempdir().unwrap();
         let kv = Kv::open(dir.path()).unwrap();
         let files = kv.files.clone().expect("an on-disk store keeps its files");
@@ -414,7 +523,7 @@ mod tests {
             ws.put(TreeId::Rows, i.to_be_bytes(), [7u8; 100]);
         }
         kv.commit(&ws).unwrap();
-        kv.flush().unwrap();
+        kv.checkpoint().unwrap();
         let ours = files.log.metadata().unwrap();
         let on_disk = std::fs::metadata(dir.path().join(SLED_LOG_FILE)).unwrap();
         #[cfg(unix)]
@@ -427,17 +536,73 @@ mod tests {
         assert_eq!(ours.len(), on_disk.len());
     }
 
-    /// A value too large for a log segment goes to a blob file, which sled never syncs:
-    /// `flush` must find and sync it, once, and forget it when sled removes it.
+    /// What a crash leaves when sled's own files lag behind the write-ahead log: every
+    /// flushed commit comes back, whole, and numbering goes on after the last one.
     #[test]
-    fn flush_syncs_new_blob_files() {
+    fn a_crash_with_sled_behind_the_log_loses_no_flushed_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Kv::open_flushing_every(dir.path(), None).unwrap();
+        for i in 0..300u32 {
+            let mut ws = WriteSet::default();
+            ws.put(TreeId::Rows, i.to_be_bytes(), [i as u8; 50]);
+            if i % 3 == 2 {
+                ws.remove(TreeId::Rows, (i - 1).to_be_bytes());
+            }
+            ws.put(TreeId::Meta, b"count", i.to_be_bytes());
+            kv.commit(&ws).unwrap();
+        }
+        kv.flush().unwrap();
+        // The files as a power cut would leave them (taken while the store is open).
+        let crashed = |to: &Path| {
+            for name in [SLED_LOG_FILE, "conf", crate::wal::WAL_FILE] {
+                std::fs::copy(dir.path().join(name), to.join(name)).unwrap();
+            }
+        };
+        let raw = tempfile::tempdir().unwrap();
+        crashed(raw.path());
+        let copy = tempfile::tempdir().unwrap();
+        crashed(copy.path());
+        drop(kv);
+        {
+            // The precondition: sled alone has not got every commit.
+            let sled_only = sled::Config::new().path(raw.path()).open().unwrap();
+            let held = sled_only
+                .open_tree("meta")
+                .unwrap()
+                .get(KEY_WAL_SEQ)
+                .unwrap()
+                .map_or(0, |v| crate::codec::decode_u64(&v).unwrap());
+            assert!(held < 300, "sled's files already hold commit {held}");
+        }
+        let kv = Kv::open(copy.path()).unwrap();
+        for i in 0..300u32 {
+            let got = kv.get(TreeId::Rows, i.to_be_bytes()).unwrap();
+            let removed = i % 3 == 1 && i < 299;
+            assert_eq!(got.is_none(), removed, "row {i}");
+            if let Some(v) = got {
+                assert_eq!(&v[..], &[i as u8; 50][..]);
+            }
+        }
+        let count = kv.get(TreeId::Meta, b"count").unwrap().unwrap();
+        assert_eq!(&count[..], &299u32.to_be_bytes()[..]);
+        let mut ws = WriteSet::default();
+        ws.put(TreeId::Rows, b"after", b"x");
+        kv.commit(&ws).unwrap();
+        let seq = kv.get(TreeId::Meta, KEY_WAL_SEQ).unwrap().unwrap();
+        assert_eq!(crate::codec::decode_u64(&seq).unwrap(), 301);
+    }
+
+    /// A value too large for a log segment goes to a blob file, which sled never syncs:
+    /// a checkpoint must find and sync it, once, and forget it when sled removes it.
+    #[test]
+    fn checkpoint_syncs_new_blob_files() {
         let dir = tempfile::tempdir().unwrap();
         let kv = Kv::open(dir.path()).unwrap();
         let files = kv.files.clone().unwrap();
         let mut ws = WriteSet::default();
         ws.put(TreeId::Rows, b"big", vec![42u8; 300_000]);
         kv.commit(&ws).unwrap();
-        kv.flush().unwrap();
+        kv.checkpoint().unwrap();
         let on_disk: HashSet<OsString> = std::fs::read_dir(dir.path().join(SLED_BLOB_DIR))
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -449,7 +614,7 @@ mod tests {
         let gone = on_disk.iter().next().unwrap().clone();
         let removed = OsString::from("removed-by-sled");
         files.blobs.lock().synced.insert(removed.clone());
-        kv.flush().unwrap();
+        kv.checkpoint().unwrap();
         assert!(!files.blobs.lock().synced.contains(&removed));
         assert!(files.blobs.lock().synced.contains(&gone));
     }

@@ -25,10 +25,13 @@
 //! all of it.
 //!
 //! # Durability
-//! A write call returns `Ok` only once its batch is on disk: sled's flush, then an
-//! `fdatasync` of sled's log (sled alone stops at `sync_file_range`, see `kv`). A batch is one sled
-//! transaction across every tree it touches, so it is all-or-nothing, also across a crash; a
-//! batch rejected by validation writes nothing.
+//! A write call returns `Ok` only once its batch is on disk: appended to the database's
+//! write-ahead log (the `wal` file) and that file `fdatasync`ed. The batch is applied to sled
+//! in memory at once, as one sled transaction across every tree it touches; sled's own files
+//! are made durable at checkpoints (sled's flush, then an `fdatasync` of its log, since
+//! sled alone stops at `sync_file_range`, see `kv`), after which the log starts over. Opening
+//! replays the logged batches sled's files lack, in order. A batch is all-or-nothing, also
+//! across a crash; a batch rejected by validation writes nothing.
 //!
 //! # Concurrency
 //! Handles are cheap `Clone + Send + Sync`. Writers of one collection are serialized for the
@@ -76,6 +79,7 @@ mod integrity;
 mod kv;
 mod record;
 mod schema;
+mod wal;
 mod write;
 
 pub use change_log::ChangePin;
