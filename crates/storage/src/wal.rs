@@ -174,6 +174,7 @@ impl Wal {
         let epoch = st.epoch;
         let mut buf = std::mem::take(&mut st.buf);
         encode_record(&mut buf, epoch, seq, ws);
+        debug_assert_eq!(buf.len(), size);
         let at = st.tail;
         let appended = self.append(&mut st, at, &buf);
         st.buf = buf;
