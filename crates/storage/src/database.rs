@@ -84,6 +84,25 @@ impl Drop for DbInner {
     }
 }
 
+fn path_of(inner: &DbInner) -> Option<&Path> {
+    inner.path.as_deref()
+}
+
+/// Refuses a `meta.format_version` record other than this build's.
+fn check_format(value: &[u8], path: Option<&Path>) -> Result<()> {
+    let corrupted = |detail: String| Error::Corrupted {
+        path: path.map(Path::to_path_buf).unwrap_or_default(),
+        detail,
+    };
+    let version = codec::decode_u64(value).map_err(|DecodeError(d)| corrupted(d))?;
+    if version != u64::from(FORMAT_VERSION) {
+        return Err(corrupted(format!(
+            "format version {version}, this build reads {FORMAT_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
 /// Replaces the marker atomically (temp file, fsync, rename, fsync the directory).
 fn write_marker(dir: &Path, content: &[u8]) -> Result<()> {
     use std::io::Write;
@@ -180,7 +199,13 @@ impl Database {
         Ok(Database { inner })
     }
 
-    fn start(kv: Kv, path: Option<PathBuf>, had_data: bool) -> Result<Arc<DbInner>> {
+    fn start(mut kv: Kv, path: Option<PathBuf>, had_data: bool) -> Result<Arc<DbInner>> {
+        // A format this build does not read is refused before the write-ahead log is
+        // replayed (or created), so the files are left as they were.
+        if let Some(v) = kv.get(TreeId::Meta, KEY_FORMAT)? {
+            check_format(&v, path.as_deref())?;
+        }
+        kv.recover()?;
         let inner = Arc::new(DbInner {
             group: GroupCommit::start(kv.clone())?,
             kv,
@@ -188,14 +213,7 @@ impl Database {
             collections: Mutex::new(HashMap::new()),
         });
         match inner.kv.get(TreeId::Meta, KEY_FORMAT)? {
-            Some(v) => {
-                let version = inner.decoded(codec::decode_u64(&v))?;
-                if version != u64::from(FORMAT_VERSION) {
-                    return Err(inner.corrupted(format!(
-                        "format version {version}, this build reads {FORMAT_VERSION}"
-                    )));
-                }
-            }
+            Some(v) => check_format(&v, path_of(&inner))?,
             None if had_data => {
                 return Err(inner.corrupted(
                     "the database holds no QuiverDB format record: its files were emptied, \
@@ -210,6 +228,9 @@ impl Database {
                     codec::encode_u64(FORMAT_VERSION.into()),
                 );
                 inner.commit_durable(&ws)?;
+                // In sled's own files before the marker says "ready" (see `open`): an open
+                // checks the record there before it replays the log.
+                inner.kv.checkpoint()?;
             }
         }
         // Finish purging collections dropped before a crash.

@@ -303,14 +303,29 @@ impl Kv {
         let config = sled::Config::new().path(path).flush_every_ms(ms);
         let mut kv = Self::open_config(config, path.to_path_buf())?;
         kv.files = Some(Arc::new(SledFiles::open(path)?));
-        let durable_seq = match kv.get(TreeId::Meta, KEY_WAL_SEQ)? {
+        Ok(kv)
+    }
+
+    /// Opens the write-ahead log of an on-disk store (creating it if absent), replays the
+    /// records sled's files lack, and checkpoints. Until this runs, the store reads sled's
+    /// files as they are and writes nothing to the log; the caller validates them first,
+    /// so a database it refuses is left as it was. A no-op for a temporary store.
+    pub(crate) fn recover(&mut self) -> Result<()> {
+        let Some(files) = &self.files else {
+            return Ok(());
+        };
+        if self.wal.is_some() {
+            return Ok(());
+        }
+        let dir = files.dir.clone();
+        let durable_seq = match self.get(TreeId::Meta, KEY_WAL_SEQ)? {
             Some(v) => crate::codec::decode_u64(&v).map_err(|e| Error::Corrupted {
-                path: path.to_path_buf(),
+                path: dir.clone(),
                 detail: format!("meta.wal_seq: {}", e.0),
             })?,
             None => 0,
         };
-        let (wal, replayed) = Wal::open(path, durable_seq)?;
+        let (wal, replayed) = Wal::open(&dir, durable_seq)?;
         if !replayed.is_empty() {
             tracing::info!(
                 records = replayed.len(),
@@ -319,13 +334,12 @@ impl Kv {
             );
         }
         for r in &replayed {
-            kv.apply(&r.writes, Some(r.seq))?;
+            self.apply(&r.writes, Some(r.seq))?;
         }
-        kv.wal = Some(Arc::new(wal));
+        self.wal = Some(Arc::new(wal));
         // Makes the replay durable in sled and starts a new epoch: the log's old records
         // are never read again.
-        kv.checkpoint()?;
-        Ok(kv)
+        self.checkpoint()
     }
 
     /// A store in a temporary location, deleted when the last handle drops.
@@ -510,13 +524,19 @@ impl Kv {
 mod tests {
     use super::*;
 
+    fn recovered(dir: &Path) -> Kv {
+        let mut kv = Kv::open(dir).unwrap();
+        kv.recover().unwrap();
+        kv
+    }
+
     /// The handle a checkpoint syncs must be sled's log: if sled kept its log elsewhere,
     /// every checkpoint would sync the wrong file, then retire log records whose writes
     /// could die with the power.
     #[test]
     fn checkpoint_syncs_the_file_sled_writes_its_log_to() {
         let dir = tempfile::tempdir().unwrap();
-        let kv = Kv::open(dir.path()).unwrap();
+        let kv = recovered(dir.path());
         let files = kv.files.clone().expect("an on-disk store keeps its files");
         let mut ws = WriteSet::default();
         for i in 0..2_000u32 {
@@ -541,7 +561,8 @@ mod tests {
     #[test]
     fn a_crash_with_sled_behind_the_log_loses_no_flushed_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let kv = Kv::open_flushing_every(dir.path(), None).unwrap();
+        let mut kv = Kv::open_flushing_every(dir.path(), None).unwrap();
+        kv.recover().unwrap();
         for i in 0..300u32 {
             let mut ws = WriteSet::default();
             ws.put(TreeId::Rows, i.to_be_bytes(), [i as u8; 50]);
@@ -574,7 +595,7 @@ mod tests {
                 .map_or(0, |v| crate::codec::decode_u64(&v).unwrap());
             assert!(held < 300, "sled's files already hold commit {held}");
         }
-        let kv = Kv::open(copy.path()).unwrap();
+        let kv = recovered(copy.path());
         for i in 0..300u32 {
             let got = kv.get(TreeId::Rows, i.to_be_bytes()).unwrap();
             let removed = i % 3 == 1 && i < 299;
@@ -597,7 +618,7 @@ mod tests {
     #[test]
     fn checkpoint_syncs_new_blob_files() {
         let dir = tempfile::tempdir().unwrap();
-        let kv = Kv::open(dir.path()).unwrap();
+        let kv = recovered(dir.path());
         let files = kv.files.clone().unwrap();
         let mut ws = WriteSet::default();
         ws.put(TreeId::Rows, b"big", vec![42u8; 300_000]);
