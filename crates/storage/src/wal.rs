@@ -9,7 +9,8 @@
 //! a write bypassed it, when the database closes, and after every open.
 //!
 //! # Format (`wal` in the database directory; little-endian)
-//! * Header, [`HEADER_LEN`] bytes: the magic `QVDBWAL1`, then the *epoch* `u64`.
+//! * Header, [`HEADER_LEN`] bytes: the magic `QVDBWAL1`, the *epoch* `u64`, and the
+//!   sequence number sled's files held at the last checkpoint `u64`.
 //! * Records from offset [`HEADER_LEN`] on: `len u32` (payload bytes), `crc u32` (CRC-32 of
 //!   epoch, seq and payload), `epoch u64`, `seq u64`, payload. The payload is the write set:
 //!   per entry `tree u8`, `op u8` (1 put, 0 remove), `key len u32`, key, and for a put
@@ -32,6 +33,9 @@
 //! * A checkpoint makes sled durable under the commit lock, then starts a new epoch (header
 //!   written and synced) and appends from the start again: records of an older epoch left
 //!   further on in the file can never be taken for new ones.
+//! * sled's files never go back past a checkpoint: an open that finds `meta.wal_seq` below
+//!   the header's checkpointed number (sled's log truncated, or replaced by an older copy)
+//!   is refused as corrupted instead of opening an older database.
 //! * A write set larger than [`BYPASS_BYTES`] is applied to sled without a record and the
 //!   next flush is a checkpoint. Replay stops at its gap, so nothing committed after it can
 //!   be replayed without it.
@@ -50,8 +54,8 @@ use crate::kv::{TreeId, WriteSet};
 /// The log's file name in the database directory.
 pub(crate) const WAL_FILE: &str = "wal";
 const MAGIC: &[u8; 8] = b"QVDBWAL1";
-/// Magic and epoch.
-pub(crate) const HEADER_LEN: u64 = 16;
+/// Magic, epoch, checkpointed sequence number.
+pub(crate) const HEADER_LEN: u64 = 24;
 /// `len`, `crc`, `epoch`, `seq`.
 const RECORD_HEADER_LEN: usize = 24;
 /// A checkpoint runs at the first flush after the log grows past this.
@@ -128,6 +132,14 @@ impl Wal {
                     )));
                 }
                 let epoch = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+                let checkpointed = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+                if durable_seq < checkpointed {
+                    return Err(corrupted(format!(
+                        "sled's log ends at transaction {durable_seq}, but transaction \
+                         {checkpointed} was checkpointed into it: the log was truncated or \
+                         replaced by an older copy"
+                    )));
+                }
                 let replayed = read_records(bytes, epoch, durable_seq).map_err(corrupted)?;
                 (epoch, replayed, bytes.len() as u64)
             }
@@ -146,7 +158,7 @@ impl Wal {
         };
         if bytes.is_none() {
             let mut st = wal.state.lock();
-            wal.write_header(&mut st, 0)?;
+            wal.write_header(&mut st, 0, 0)?;
             wal.grow(&mut st, HEADER_LEN)?;
             wal.file.sync_all()?;
             crate::kv::sync_dir(dir)?;
@@ -211,17 +223,19 @@ impl Wal {
         let mut st = self.state.lock();
         make_durable()?;
         let epoch = st.epoch.wrapping_add(1);
-        self.write_header(&mut st, epoch)?;
+        let checkpointed = st.next_seq - 1;
+        self.write_header(&mut st, epoch, checkpointed)?;
         self.file.sync_data()?;
         st.tail = HEADER_LEN;
         self.bypassed.store(false, Ordering::SeqCst);
         Ok(())
     }
 
-    fn write_header(&self, st: &mut State, epoch: u64) -> Result<()> {
+    fn write_header(&self, st: &mut State, epoch: u64, checkpointed: u64) -> Result<()> {
         let mut header = [0u8; HEADER_LEN as usize];
         header[..8].copy_from_slice(MAGIC);
-        header[8..].copy_from_slice(&epoch.to_le_bytes());
+        header[8..16].copy_from_slice(&epoch.to_le_bytes());
+        header[16..].copy_from_slice(&checkpointed.to_le_bytes());
         self.write_at(0, &header)?;
         st.epoch = epoch;
         st.allocated = st.allocated.max(HEADER_LEN);
@@ -510,6 +524,23 @@ mod tests {
             drop(wal);
             let (_, replayed) = Wal::open(dir.path(), 4).unwrap();
             assert_eq!(replayed.len(), 1, "from {} bytes", left.len());
+        }
+    }
+
+    #[test]
+    fn sled_behind_its_last_checkpoint_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = appended(dir.path(), 5);
+        wal.checkpoint(|| Ok(())).unwrap();
+        drop(wal);
+        // sled's files hold number 5 or later: fine; anything earlier lost a checkpoint.
+        assert!(Wal::open(dir.path(), 5).is_ok());
+        assert!(Wal::open(dir.path(), 9).is_ok());
+        match Wal::open(dir.path(), 4) {
+            Err(Error::Corrupted { detail, .. }) => {
+                assert!(detail.contains("truncated"), "{detail}")
+            }
+            other => panic!("{other:?}"),
         }
     }
 
