@@ -438,6 +438,9 @@ fn purge(inner: &DbInner, cid: CollectionId) -> Result<()> {
     ] {
         inner.kv.remove_prefix(tree, &cid.prefix())?;
     }
+    // Durable before the marker goes: otherwise, after a crash, the replay of the
+    // collection's last writes could bring rows back with no marker left to purge them.
+    inner.kv.checkpoint()?;
     let mut ws = WriteSet::default();
     ws.remove(TreeId::Meta, codec::pruned_key(cid));
     ws.remove(TreeId::Meta, dropped_key(cid));

@@ -475,6 +475,10 @@ impl Kv {
     }
 
     /// Removes every key starting with `prefix` (not atomic; used to purge dropped data).
+    ///
+    /// These removals bypass the write-ahead log: the caller must [checkpoint](Kv::checkpoint)
+    /// before it commits anything that assumes them durable (a replay of earlier records
+    /// could otherwise put keys back after the commit that says they are gone).
     pub(crate) fn remove_prefix(&self, tree: TreeId, prefix: &[u8]) -> Result<usize> {
         let t = self.tree(tree);
         let mut removed = 0;
@@ -487,9 +491,6 @@ impl Kv {
             }
         }
         t.apply_batch(batch).map_err(engine)?;
-        // These writes bypass the write-ahead log: make them durable before any later
-        // commit is, or a replay could put back rows they removed.
-        self.checkpoint()?;
         Ok(removed)
     }
 
