@@ -6,11 +6,14 @@
 //! median (`--rounds 1`: the tutorial's single run). The workload lives in
 //! `quiverdb_cli::bench` (also run by `quiver bench`); this example only parses arguments.
 //!
+//! The async rows run on a tokio current-thread runtime by default, the counterpart of the
+//! tutorial's asyncio event loop; `--runtime multi` runs them on a multi-thread one.
+//!
 //! ```text
-//! cargo run --release --example async_vs_sync [-- --docs N] [--path DIR] [--rounds R]
+//! cargo run --release --example async_vs_sync [-- --docs N] [--path DIR] [--rounds R] [--runtime current|multi]
 //! ```
 
-use quiverdb_cli::bench::{self, BenchOptions};
+use quiverdb_cli::bench::{self, BenchOptions, RuntimeFlavor};
 
 fn parse_args() -> BenchOptions {
     let mut opts = BenchOptions::default();
@@ -37,6 +40,13 @@ fn parse_args() -> BenchOptions {
                     .filter(|&r| r > 0)
                     .unwrap_or_else(|| usage("--rounds takes a count of at least 1"))
             }
+            "--runtime" => {
+                opts.runtime = match it.next().as_deref() {
+                    Some("current") => RuntimeFlavor::Current,
+                    Some("multi") => RuntimeFlavor::Multi,
+                    _ => usage("--runtime takes current or multi"),
+                }
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -48,14 +58,20 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("error: {msg}");
     }
-    eprintln!("usage: async_vs_sync [--docs N (default 1000)] [--path DIR (default: a temporary directory)] [--rounds R (default 5; the median is reported)]");
+    eprintln!("usage: async_vs_sync [--docs N (default 1000)] [--path DIR (default: a temporary directory)] [--rounds R (default 5; the median is reported)] [--runtime current|multi (default current)]");
     std::process::exit(if msg.is_empty() { 0 } else { 2 });
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let opts = parse_args();
-    match bench::run(opts, &mut std::io::stdout()).await {
+    let runtime = match opts.runtime.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench::run(opts, &mut std::io::stdout())) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

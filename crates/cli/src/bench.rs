@@ -48,6 +48,44 @@ pub struct BenchOptions {
     pub path: Option<PathBuf>,
     /// How many times each row runs; the report gives the median (default 5, at least 1).
     pub rounds: usize,
+    /// The runtime the caller runs [`run`] on, for the report's header (the caller builds
+    /// it: [`RuntimeFlavor::build`]).
+    pub runtime: RuntimeFlavor,
+}
+
+/// The tokio runtime the async rows run on.
+///
+/// The tutorial's async rows run on Python's asyncio, one event loop on one thread; its
+/// Rust counterpart is tokio's current-thread runtime, the default. The store does its CPU
+/// work on its own pool either way, so the executor only spawns tasks and hands over
+/// answers. On this project's two-core machine the current-thread runtime is also the
+/// faster of the two for these bursts (`docs/BENCHMARKS.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RuntimeFlavor {
+    /// `tokio::runtime::Builder::new_current_thread`.
+    #[default]
+    Current,
+    /// `tokio::runtime::Builder::new_multi_thread` (one worker per core).
+    Multi,
+}
+
+impl RuntimeFlavor {
+    /// Builds the runtime (I/O and timers enabled).
+    pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            RuntimeFlavor::Current => tokio::runtime::Builder::new_current_thread(),
+            RuntimeFlavor::Multi => tokio::runtime::Builder::new_multi_thread(),
+        }
+        .enable_all()
+        .build()
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            RuntimeFlavor::Current => "tokio current-thread runtime (one event loop, like asyncio)",
+            RuntimeFlavor::Multi => "tokio multi-thread runtime",
+        }
+    }
 }
 
 impl Default for BenchOptions {
@@ -56,6 +94,7 @@ impl Default for BenchOptions {
             docs: 1000,
             path: None,
             rounds: 5,
+            runtime: RuntimeFlavor::Current,
         }
     }
 }
@@ -130,8 +169,8 @@ macro_rules! say {
     ($out:expr, $($arg:tt)*) => { writeln!($out, $($arg)*).map_err(CliError::Output)? };
 }
 
-/// Runs the workload on the caller's tokio runtime (multi-threaded: the async rows spawn
-/// tasks), writing progress lines and the final markdown table to `out`.
+/// Runs the workload on the caller's tokio runtime (either flavor; the async rows spawn
+/// one task per call), writing progress lines and the final markdown table to `out`.
 pub async fn run<W: Write + Send>(opts: BenchOptions, out: &mut W) -> Result<BenchReport> {
     if opts.rounds == 0 {
         return Err(CliError::Bench("rounds must be at least 1".into()));
@@ -149,8 +188,9 @@ pub async fn run<W: Write + Send>(opts: BenchOptions, out: &mut W) -> Result<Ben
     let mut report = BenchReport::default();
     say!(
         out,
-        "QuiverDB async vs sync — durable writes, {docs} docs for searches, 384-d hashing embeddings, median of {rounds} round{}\n",
-        if rounds == 1 { "" } else { "s" }
+        "QuiverDB async vs sync — durable writes, {docs} docs for searches, 384-d hashing embeddings, median of {rounds} round{}, async on a {}\n",
+        if rounds == 1 { "" } else { "s" },
+        opts.runtime.describe()
     );
 
     adds(&path, rounds, &mut report, out).await?;
@@ -543,6 +583,7 @@ mod tests {
             docs: 40,
             path: Some(dir.path().to_path_buf()),
             rounds: 2,
+            runtime: RuntimeFlavor::Multi,
         };
         let mut out = Vec::new();
         let report = run(opts, &mut out).await.unwrap();
@@ -571,6 +612,28 @@ mod tests {
             text.contains("Async add for 100 documents took ") && text.contains("(median of 2: "),
             "{text}"
         );
+    }
+
+    /// The default runtime: one thread runs the tasks and every store call they make.
+    #[test]
+    fn a_small_run_on_a_current_thread_runtime_reports_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BenchOptions {
+            docs: 40,
+            path: Some(dir.path().to_path_buf()),
+            rounds: 1,
+            ..BenchOptions::default()
+        };
+        assert_eq!(opts.runtime, RuntimeFlavor::Current);
+        let rt = opts.runtime.build().unwrap();
+        let mut out = Vec::new();
+        let report = rt.block_on(run(opts, &mut out)).unwrap();
+        assert_eq!(report.rows.len(), 10);
+        for r in &report.rows {
+            assert!(r.sync_secs > 0.0 && r.async_secs > 0.0, "{r:?}");
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("current-thread runtime"), "{text}");
     }
 
     #[test]

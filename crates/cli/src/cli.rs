@@ -246,4 +246,8 @@ pub struct BenchArgs {
     /// Run each row this many times and report the median.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// The tokio runtime of the async rows (current: one event loop, like the tutorial's
+    /// asyncio).
+    #[arg(long, value_enum, default_value_t = crate::bench::RuntimeFlavor::Current)]
+    pub runtime: crate::bench::RuntimeFlavor,
 }

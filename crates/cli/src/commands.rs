@@ -112,14 +112,15 @@ pub fn run<W: Write + Send>(cli: Cli, out: &mut W) -> Result<()> {
         Command::Export { name, file } => export(&open_db(&cli, false)?, name, file, json, out),
         Command::Check => check(&open_db(&cli, false)?, json, out),
         Command::Bench(a) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
+            let runtime = a
+                .runtime
                 .build()
                 .map_err(|e| CliError::Task(format!("cannot start the async runtime: {e}")))?;
             let opts = crate::bench::BenchOptions {
                 docs: a.docs,
                 path: a.path.clone(),
                 rounds: a.rounds,
+                runtime: a.runtime,
             };
             runtime.block_on(crate::bench::run(opts, out))?;
             Ok(())
