@@ -189,7 +189,10 @@ impl Wal {
         debug_assert_eq!(buf.len(), size);
         let at = st.tail;
         let appended = self.append(&mut st, at, &buf);
-        st.buf = buf;
+        // Kept for the next record, unless a big one grew it (up to `BYPASS_BYTES`).
+        if buf.capacity() <= GROW_BYTES as usize {
+            st.buf = buf;
+        }
         appended?;
         match apply(seq) {
             Ok(()) => {
