@@ -220,7 +220,8 @@ fn killed_writer_loses_nothing_acknowledged() {
     let mut in_flight_at_kill = 0usize;
     let mut in_flight_applied = 0usize;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .args([
                 "crash_child_writer",
                 "--exact",
@@ -230,9 +231,13 @@ fn killed_writer_loses_nothing_acknowledged() {
             .env(CHILD_ENV, dir.path())
             .env("QUIVERDB_CRASH_SEED", (round + 1).to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        if round % 2 == 0 {
+            // Every other writer checkpoints its write-ahead log after 64 KiB instead of
+            // 32 MiB, so kills also land during checkpoints and right after them.
+            command.env("QUIVERDB_WAL_CHECKPOINT_BYTES", "65536"); // quiverdb_storage::CHECKPOINT_BYTES_ENV
+        }
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {

@@ -92,3 +92,4 @@ pub use record::{Change, NewRecord, Record, RowEntry, WriteReceipt};
 pub use schema::{
     validate_name, CollectionConfig, IndexParams, Schema, FORMAT_VERSION, MAX_NAME_LEN,
 };
+pub use wal::CHECKPOINT_BYTES_ENV;

@@ -60,6 +60,10 @@ pub(crate) const HEADER_LEN: u64 = 24;
 const RECORD_HEADER_LEN: usize = 24;
 /// A checkpoint runs at the first flush after the log grows past this.
 pub(crate) const CHECKPOINT_BYTES: u64 = 32 << 20;
+/// Environment variable that overrides [`CHECKPOINT_BYTES`] (bytes, at least 1), read when
+/// a database opens. For tests that want checkpoints to happen often (the crash test kills
+/// writers in the middle of them); not meant for tuning.
+pub const CHECKPOINT_BYTES_ENV: &str = "QUIVERDB_WAL_CHECKPOINT_BYTES";
 /// The preallocation step.
 pub(crate) const GROW_BYTES: u64 = 1 << 20;
 /// Write sets larger than this go to sled directly, made durable by a checkpoint: a record
@@ -81,6 +85,8 @@ pub(crate) struct Wal {
     state: parking_lot::Mutex<State>,
     /// A write set bypassed the log since the last checkpoint.
     bypassed: AtomicBool,
+    /// [`CHECKPOINT_BYTES`], or its override from [`CHECKPOINT_BYTES_ENV`].
+    checkpoint_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -155,6 +161,11 @@ impl Wal {
                 buf: Vec::new(),
             }),
             bypassed: AtomicBool::new(false),
+            checkpoint_bytes: std::env::var(CHECKPOINT_BYTES_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|&b: &u64| b > 0)
+                .unwrap_or(CHECKPOINT_BYTES),
         };
         if bytes.is_none() {
             let mut st = wal.state.lock();
@@ -215,9 +226,9 @@ impl Wal {
     }
 
     /// Whether the next flush must be a checkpoint: a write set bypassed the log, or the
-    /// log passed [`CHECKPOINT_BYTES`].
+    /// log passed [`CHECKPOINT_BYTES`] (or its override).
     pub(crate) fn wants_checkpoint(&self) -> bool {
-        self.bypassed.load(Ordering::SeqCst) || self.state.lock().tail > CHECKPOINT_BYTES
+        self.bypassed.load(Ordering::SeqCst) || self.state.lock().tail > self.checkpoint_bytes
     }
 
     /// Runs `make_durable` (which must make every commit so far durable in sled) with
