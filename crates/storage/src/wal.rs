@@ -395,15 +395,20 @@ mod tests {
         ws
     }
 
+    /// Commits `ws`, checking the sequence number it gets.
+    fn commit_as(wal: &Wal, ws: &WriteSet, expected: u64) {
+        wal.commit(ws, |seq| {
+            assert_eq!(seq, expected);
+            Ok(())
+        })
+        .unwrap();
+    }
+
     fn appended(dir: &Path, n: u32) -> Wal {
         let (wal, replayed) = Wal::open(dir, 0).unwrap();
         assert!(replayed.is_empty());
         for i in 1..=n {
-            wal.commit(&set(i), |seq| {
-                assert_eq!(seq, u64::from(i));
-                Ok(())
-            })
-            .unwrap();
+            commit_as(&wal, &set(i), u64::from(i));
         }
         wal.sync().unwrap();
         wal
@@ -424,11 +429,7 @@ mod tests {
         // sled ahead of the log: nothing to replay, numbering goes on after sled's.
         let (wal, replayed) = Wal::open(dir.path(), 9).unwrap();
         assert!(replayed.is_empty());
-        wal.commit(&set(1), |seq| {
-            assert_eq!(seq, 10);
-            Ok(())
-        })
-        .unwrap();
+        commit_as(&wal, &set(1), 10);
     }
 
     #[test]
@@ -461,11 +462,7 @@ mod tests {
         // Number 3 bypasses the log (as a huge write set does).
         let mut huge = WriteSet::default();
         huge.put(TreeId::Rows, b"big", vec![1u8; BYPASS_BYTES]);
-        wal.commit(&huge, |seq| {
-            assert_eq!(seq, 3);
-            Ok(())
-        })
-        .unwrap();
+        commit_as(&wal, &huge, 3);
         assert!(wal.wants_checkpoint());
         wal.commit(&set(4), |_| Ok(())).unwrap();
         wal.sync().unwrap();
@@ -493,11 +490,7 @@ mod tests {
         for i in 7..=8u32 {
             let mut ws = WriteSet::default();
             ws.put(TreeId::Rows, b"k", [i as u8]);
-            wal.commit(&ws, |seq| {
-                assert_eq!(seq, u64::from(i));
-                Ok(())
-            })
-            .unwrap();
+            commit_as(&wal, &ws, u64::from(i));
         }
         wal.sync().unwrap();
         drop(wal);
@@ -515,11 +508,8 @@ mod tests {
         drop(wal);
         let (wal, replayed) = Wal::open(dir.path(), 0).unwrap();
         assert_eq!(replayed.len(), 1);
-        wal.commit(&set(3), |seq| {
-            assert_eq!(seq, 2, "the failed commit's number is reused");
-            Ok(())
-        })
-        .unwrap();
+        // The failed commit's number is reused.
+        commit_as(&wal, &set(3), 2);
     }
 
     #[test]
@@ -529,11 +519,7 @@ mod tests {
             std::fs::write(dir.path().join(WAL_FILE), left).unwrap();
             let (wal, replayed) = Wal::open(dir.path(), 4).unwrap();
             assert!(replayed.is_empty());
-            wal.commit(&set(1), |seq| {
-                assert_eq!(seq, 5);
-                Ok(())
-            })
-            .unwrap();
+            commit_as(&wal, &set(1), 5);
             wal.sync().unwrap();
             drop(wal);
             let (_, replayed) = Wal::open(dir.path(), 4).unwrap();
