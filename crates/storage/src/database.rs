@@ -84,10 +84,6 @@ impl Drop for DbInner {
     }
 }
 
-fn path_of(inner: &DbInner) -> Option<&Path> {
-    inner.path.as_deref()
-}
-
 /// Refuses a `meta.format_version` record other than this build's.
 fn check_format(value: &[u8], path: Option<&Path>) -> Result<()> {
     let corrupted = |detail: String| Error::Corrupted {
@@ -213,7 +209,7 @@ impl Database {
             collections: Mutex::new(HashMap::new()),
         });
         match inner.kv.get(TreeId::Meta, KEY_FORMAT)? {
-            Some(v) => check_format(&v, path_of(&inner))?,
+            Some(v) => check_format(&v, inner.path.as_deref())?,
             None if had_data => {
                 return Err(inner.corrupted(
                     "the database holds no QuiverDB format record: its files were emptied, \
