@@ -69,7 +69,7 @@ pub(crate) const GROW_BYTES: u64 = 1 << 20;
 /// Write sets larger than this go to sled directly, made durable by a checkpoint: a bulk
 /// write gains nothing from being written twice, and through the log it would leave sled's
 /// write-back of it to land on the small writes after it. Demo, 1,000 documents added in
-/// one call, then deletes (7 alternations with 16 MiB): async delete 100 3.4–4.2 vs
+/// one call, then deletes (7 alternations with 16 MiB): async delete 100 3.4–4.5 vs
 /// 4.1–4.9 ms, sync delete 10 2.1–3.3 vs 3.0–4.2 ms; the 1,000-document add itself
 /// 0.058–0.077 vs 0.068–0.074 s.
 pub(crate) const BYPASS_BYTES: usize = 1 << 20;
