@@ -67,11 +67,11 @@ pub const CHECKPOINT_BYTES_ENV: &str = "QUIVERDB_WAL_CHECKPOINT_BYTES";
 /// The preallocation step.
 pub(crate) const GROW_BYTES: u64 = 1 << 20;
 /// Write sets larger than this go to sled directly, made durable by a checkpoint: a bulk
-/// write gains nothing from being written twice, and through the log it would leave sled's
-/// write-back of it to land on the small writes after it. Demo, 1,000 documents added in
-/// one call, then deletes (7 alternations with 16 MiB): async delete 100 3.4–4.5 vs
-/// 4.1–4.9 ms, sync delete 10 2.1–3.3 vs 3.0–4.2 ms; the 1,000-document add itself
-/// 0.058–0.077 vs 0.068–0.074 s.
+/// write gains nothing from being written twice (log and sled), and through the log it
+/// leaves sled's write-back of it to the small writes after it. The demo's delete rows
+/// (after a 1,000-document add in one call) did not show a clear difference: async delete
+/// 100 at 1 MiB vs 16 MiB, 4.0 vs 4.4 ms median over 7 alternations, then 4.9–5.6 vs
+/// 4.9–5.4 ms over 3 more (`docs/BENCHMARKS.md`).
 pub(crate) const BYPASS_BYTES: usize = 1 << 20;
 
 /// One record read back at open.
