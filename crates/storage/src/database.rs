@@ -390,14 +390,14 @@ impl Database {
     ) -> Result<()> {
         let live = open.remove(name).and_then(|w| w.upgrade());
         // Holding the handle's state lock waits for an in-flight write and keeps new ones out.
-        let mut guard = live.as_ref().map(|c| c.state.lock());
+        let guard = live.as_ref().map(|c| c.state.lock());
         let mut ws = WriteSet::default();
         ws.remove(TreeId::Catalog, name.as_bytes());
         ws.remove(TreeId::Collections, cid.prefix());
         ws.put(TreeId::Meta, dropped_key(cid), [VALUE_VERSION]);
         self.inner.commit_durable(&ws)?;
-        if let Some(g) = guard.as_mut() {
-            g.dropped = true;
+        if let Some(c) = &live {
+            c.dropped.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         drop(guard);
         purge(&self.inner, cid)?;

@@ -120,6 +120,14 @@ pub enum Error {
     /// An operating-system IO error.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+    /// A commit failed after its write-ahead log record may have become durable (its sync,
+    /// or applying it to the engine, failed). Its outcome is decided by the next open, which
+    /// replays the log; until then the database refuses writes.
+    #[error("the database stopped accepting writes ({detail}); reopen it to recover")]
+    WritesStopped {
+        /// What failed.
+        detail: String,
+    },
     /// An error reported by the key-value engine (its message; engine types stay private).
     #[error("storage engine error: {0}")]
     Sled(String),
@@ -130,3 +138,18 @@ pub enum Error {
 
 /// `std::result::Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The same failure for another writer of a commit that failed (errors are not
+    /// `Clone`): a stopped log stays [`Error::WritesStopped`], an I/O error keeps its kind,
+    /// anything else keeps its message.
+    pub(crate) fn for_another_writer(&self) -> Error {
+        match self {
+            Error::WritesStopped { detail } => Error::WritesStopped {
+                detail: detail.clone(),
+            },
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            other => Error::Sled(other.to_string()),
+        }
+    }
+}

@@ -1,9 +1,14 @@
-//! Group commit: many committed batches, one fsync.
+//! Group commit: durability tickets, and the flusher thread that commits for async writers.
 //!
-//! Every committed batch takes a *ticket* (a counter bumped after its transaction is applied
-//! in memory). A flush reads the highest ticket, flushes the store once, and then *settles*
-//! every ticket up to it. Since a ticket is taken only after its transaction is applied, a
-//! flush that starts after reading ticket `t` covers batches `1..=t`.
+//! Every committed batch takes a *ticket* (a counter bumped after its commit returns). A flush
+//! reads the highest ticket, flushes the store once, and then *settles* every ticket up to it.
+//! Since a ticket is taken only after its commit returned, a flush that starts after reading
+//! ticket `t` covers batches `1..=t`. An on-disk store's commit syncs its write-ahead log
+//! record before it returns (see `wal`), so the fsyncs are shared where the commits are
+//! combined — every batch queued on a collection while a commit runs goes into the next
+//! commit's one record (`Collection::commit`) — and a flush only runs a checkpoint when the
+//! log is due one. The tickets stay the one place where a flush's failure reaches every
+//! writer it concerns.
 //!
 //! Who flushes: a sync writer whose ticket is unsettled and finds no flush running leads one
 //! itself (no thread hand-off on the latency path); otherwise it sleeps on a condition
@@ -12,14 +17,13 @@
 //!
 //! Who commits for async writers: the same thread. An async writer queues its batch on its
 //! collection and [schedules](GroupCommit::schedule) a *commit job*; the flusher runs every
-//! job scheduled so far (each commits its collection's whole queue as one transaction), then
+//! job scheduled so far (each commits its collection's whole queue as one write set), then
 //! flushes once for all of them. Async writers thus never block an executor thread — a
-//! checkpoint holds the write-ahead log's commit lock for a whole sled flush (and before the
-//! log, every flush held sled's), so a commit made inline on a tokio worker could stall that
-//! worker that long — and the batches queued during one flush are committed together and
-//! made durable by the next. Committing inline when the collection's lock is free was
-//! measured after the log came in and gained nothing (`async_bursts add-new 20`: 3.9–5.6
-//! vs 3.8–3.9 ms per 100).
+//! commit waits for the log's `fdatasync`, and a checkpoint holds the log's lock for a whole
+//! sled flush — and the batches queued during one commit are committed together by the
+//! next. Committing inline when the collection's lock was free was measured (when commits
+//! did not yet sync) and gained nothing (`async_bursts add-new 20`: 3.9–5.6 vs 3.8–3.9 ms
+//! per 100).
 //!
 //! # Invariants
 //! `settled <= committed`; at most one flush runs at a time (`flushing`); a ticket

@@ -5,10 +5,12 @@
 //! Values handed out are [`Bytes`], which callers only use as `&[u8]`.
 //!
 //! # Durability
-//! A commit is appended to the write-ahead log (`wal`) and applied to sled in memory;
-//! [`Kv::flush`] is one `fdatasync` of the log. sled's own files are made durable only at a
+//! A commit is appended to the write-ahead log (`wal`), synced, and then applied to sled in
+//! memory with plain inserts and removes (sled's transactions each write two log buffers);
+//! it is durable when [`Kv::commit`] returns. sled's own files are made durable only at a
 //! [checkpoint](Kv::checkpoint) (the `wal` module says when), which then retires the log's
-//! records. At open, the records sled's files lack are replayed, then a checkpoint runs.
+//! records. At open, the records after the last checkpoint are replayed, then a checkpoint
+//! runs. A temporary store has no log: its commits are sled transactions.
 //!
 //! A checkpoint cannot rely on sled alone. sled 0.34's `flush()` is documented to "call
 //! fsync", but on Linux it writes each log buffer with `pwrite` + `sync_file_range`, which
@@ -129,8 +131,40 @@ impl WriteSet {
     }
 }
 
-/// `meta` key of the sequence number of the last commit sled holds (see `wal`).
+/// `meta` key of the sequence number of the last commit sled's files hold whole (see `wal`).
 const KEY_WAL_SEQ: &[u8] = b"wal_seq";
+
+/// The order in which a logged commit's puts reach sled (its removes go in reverse): what
+/// a reader finds first (a collection's name, a key's index entry) is put last and removed
+/// first. See [`Kv::apply_in_order`].
+const PUT_ORDER: [TreeId; 7] = [
+    TreeId::Vectors,
+    TreeId::Rows,
+    TreeId::PkIndex,
+    TreeId::Changes,
+    TreeId::Collections,
+    TreeId::Catalog,
+    TreeId::Meta,
+];
+
+/// The writes of `ws` in the order a logged commit applies them to sled, which keeps what a
+/// concurrent reader sees whole one key at a time: every put in [`PUT_ORDER`], then every
+/// remove in the reverse order. So a key's index entry appears after its row, a row after
+/// its vector, a collection's catalog name after its schema, and removals go the other way.
+fn ordered_writes(ws: &WriteSet) -> impl Iterator<Item = (TreeId, &[u8], Option<&[u8]>)> {
+    let puts = PUT_ORDER.into_iter().flat_map(move |tree| {
+        ws.trees[tree as usize]
+            .iter()
+            .filter_map(move |(k, v)| Some((tree, k.as_slice(), Some(v.as_ref()?.as_slice()))))
+    });
+    let removes = PUT_ORDER.into_iter().rev().flat_map(move |tree| {
+        ws.trees[tree as usize]
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(move |(k, _)| (tree, k.as_slice(), None))
+    });
+    puts.chain(removes)
+}
 
 /// The file in a store directory where sled 0.34 keeps its log (`Config::db_path`).
 pub(crate) const SLED_LOG_FILE: &str = "db";
@@ -334,7 +368,7 @@ impl Kv {
             );
         }
         for r in &replayed {
-            self.apply(&r.writes, Some(r.seq))?;
+            self.apply_in_order(&r.writes)?;
         }
         self.wal = Some(Arc::new(wal));
         // Makes the replay durable in sled and starts a new epoch: the log's old records
@@ -424,20 +458,21 @@ impl Kv {
             .map(|r| r.map_err(engine))
     }
 
-    /// Applies `ws` atomically: one transaction over every tree it touches, logged first
-    /// in the write-ahead log of an on-disk store. Durable after the next [`Kv::flush`].
+    /// Applies `ws`. In an on-disk store: logged, synced, then applied to sled (see the
+    /// `wal` module), so it is durable when this returns. In a temporary store: one sled
+    /// transaction.
     pub(crate) fn commit(&self, ws: &WriteSet) -> Result<()> {
         if ws.is_empty() {
             return Ok(());
         }
         match &self.wal {
-            Some(wal) => wal.commit(ws, |seq| self.apply(ws, Some(seq))),
-            None => self.apply(ws, None),
+            Some(wal) => wal.commit(ws, self).map(drop),
+            None => self.apply_atomically(ws, None),
         }
     }
 
     /// One sled transaction writing `ws` and, with a log sequence number, `meta.wal_seq`.
-    fn apply(&self, ws: &WriteSet, seq: Option<u64>) -> Result<()> {
+    fn apply_atomically(&self, ws: &WriteSet, seq: Option<u64>) -> Result<()> {
         let (trees, mut batches): (Vec<sled::Tree>, Vec<sled::Batch>) = ws
             .trees
             .iter()
@@ -474,6 +509,35 @@ impl Kv {
             })
     }
 
+    /// Applies `ws` with plain inserts and removes (no transaction: see the `wal` module),
+    /// in the order of [`ordered_writes`].
+    fn apply_in_order(&self, ws: &WriteSet) -> Result<()> {
+        for (tree, key, value) in ordered_writes(ws) {
+            let t = self.tree(tree);
+            match value {
+                Some(v) => t.insert(key, v).map(drop),
+                None => t.remove(key).map(drop),
+            }
+            .map_err(engine)?;
+        }
+        Ok(())
+    }
+
+    /// sled's flush, then an `fdatasync` of its log and an `fsync` of its new blob files
+    /// (see the module docs); with `seq`, `meta.wal_seq` is written first.
+    fn make_sled_durable(&self, seq: Option<u64>) -> Result<()> {
+        if let Some(seq) = seq {
+            self.tree(TreeId::Meta)
+                .insert(KEY_WAL_SEQ, &crate::codec::encode_u64(seq)[..])
+                .map_err(engine)?;
+        }
+        self.db.flush().map_err(engine)?;
+        if let Some(files) = &self.files {
+            files.sync()?;
+        }
+        Ok(())
+    }
+
     /// Removes every key starting with `prefix` (not atomic; used to purge dropped data).
     ///
     /// These removals bypass the write-ahead log: the caller must [checkpoint](Kv::checkpoint)
@@ -494,12 +558,13 @@ impl Kv {
         Ok(removed)
     }
 
-    /// Makes every write before this call durable: sled's flush, then an `fdatasync` of
-    /// its log and an `fsync` of its new blob files (see the module docs).
+    /// Makes every commit before this call durable. A commit of an on-disk store is durable
+    /// when it returns, so this only runs a [checkpoint](Kv::checkpoint) when the log is
+    /// due one; a temporary store has nothing to make durable either.
     pub(crate) fn flush(&self) -> Result<()> {
         match &self.wal {
-            Some(wal) if !wal.wants_checkpoint() => wal.sync(),
-            _ => self.checkpoint(),
+            Some(wal) if wal.wants_checkpoint() => self.checkpoint(),
+            _ => Ok(()),
         }
     }
 
@@ -507,17 +572,24 @@ impl Kv {
     /// its log and an `fsync` of its new blob files, see the module docs) and retires the
     /// write-ahead log's records. Commits wait meanwhile.
     pub(crate) fn checkpoint(&self) -> Result<()> {
-        let make_durable = || -> Result<()> {
-            self.db.flush().map_err(engine)?;
-            if let Some(files) = &self.files {
-                files.sync()?;
-            }
-            Ok(())
-        };
         match &self.wal {
-            Some(wal) => wal.checkpoint(make_durable),
-            None => make_durable(),
+            Some(wal) => wal.checkpoint(self),
+            None => self.make_sled_durable(None),
         }
+    }
+}
+
+impl crate::wal::Store for Kv {
+    fn apply_logged(&self, ws: &WriteSet) -> Result<()> {
+        self.apply_in_order(ws)
+    }
+
+    fn apply_bulk(&self, ws: &WriteSet, seq: u64) -> Result<()> {
+        self.apply_atomically(ws, Some(seq))
+    }
+
+    fn make_durable(&self, seq: u64) -> Result<()> {
+        self.make_sled_durable(Some(seq))
     }
 }
 
@@ -557,10 +629,11 @@ mod tests {
         assert_eq!(ours.len(), on_disk.len());
     }
 
-    /// What a crash leaves when sled's own files lag behind the write-ahead log: every
-    /// flushed commit comes back, whole, and numbering goes on after the last one.
+    /// What a crash leaves when sled's own files hold the last checkpoint plus *part* of
+    /// the commits after it (sled writes its buffers when it likes): every commit comes
+    /// back, whole, each key with its last value, and numbering goes on after the last one.
     #[test]
-    fn a_crash_with_sled_behind_the_log_loses_no_flushed_commit() {
+    fn a_crash_with_sled_partly_behind_the_log_loses_no_commit() {
         let dir = tempfile::tempdir().unwrap();
         let mut kv = Kv::open_flushing_every(dir.path(), None).unwrap();
         kv.recover().unwrap();
@@ -570,10 +643,14 @@ mod tests {
             if i % 3 == 2 {
                 ws.remove(TreeId::Rows, (i - 1).to_be_bytes());
             }
+            // Rewritten by every commit, so a stale copy in sled's files shows.
             ws.put(TreeId::Meta, b"count", i.to_be_bytes());
             kv.commit(&ws).unwrap();
+            if i == 150 {
+                // sled writes what it holds, without a checkpoint.
+                kv.db.flush().unwrap();
+            }
         }
-        kv.flush().unwrap();
         // The files as a power cut would leave them (taken while the store is open).
         let crashed = |to: &Path| {
             for name in [SLED_LOG_FILE, "conf", crate::wal::WAL_FILE] {
@@ -586,15 +663,13 @@ mod tests {
         crashed(copy.path());
         drop(kv);
         {
-            // The precondition: sled alone has not got every commit.
+            // The precondition: sled's files hold commits after the open's checkpoint, but
+            // not all of them.
             let sled_only = sled::Config::new().path(raw.path()).open().unwrap();
-            let held = sled_only
-                .open_tree("meta")
-                .unwrap()
-                .get(KEY_WAL_SEQ)
-                .unwrap()
-                .map_or(0, |v| crate::codec::decode_u64(&v).unwrap());
-            assert!(held < 300, "sled's files already hold commit {held}");
+            let count = sled_only.open_tree("meta").unwrap().get(b"count").unwrap();
+            assert_eq!(count.as_deref(), Some(&150u32.to_be_bytes()[..]));
+            let rows = sled_only.open_tree("rows").unwrap();
+            assert!(rows.get(299u32.to_be_bytes()).unwrap().is_none());
         }
         let kv = recovered(copy.path());
         for i in 0..300u32 {
@@ -607,11 +682,51 @@ mod tests {
         }
         let count = kv.get(TreeId::Meta, b"count").unwrap().unwrap();
         assert_eq!(&count[..], &299u32.to_be_bytes()[..]);
+        // The open checkpointed the replay.
+        let seq = kv.get(TreeId::Meta, KEY_WAL_SEQ).unwrap().unwrap();
+        assert_eq!(crate::codec::decode_u64(&seq).unwrap(), 300);
         let mut ws = WriteSet::default();
         ws.put(TreeId::Rows, b"after", b"x");
         kv.commit(&ws).unwrap();
+        kv.checkpoint().unwrap();
         let seq = kv.get(TreeId::Meta, KEY_WAL_SEQ).unwrap().unwrap();
         assert_eq!(crate::codec::decode_u64(&seq).unwrap(), 301);
+    }
+
+    /// Every tree has its place in the order a logged commit's writes reach sled.
+    #[test]
+    fn the_put_order_names_every_tree_once() {
+        let mut named: Vec<usize> = PUT_ORDER.iter().map(|&t| t as usize).collect();
+        named.sort_unstable();
+        assert_eq!(named, (0..TreeId::ALL.len()).collect::<Vec<_>>());
+    }
+
+    /// An upsert moving a key from row 1 to row 2, as `write::plan_put` plans it: a reader
+    /// that finds the key's index entry finds its row, and one that finds a row finds its
+    /// vector (`Collection::get` calls a row without one corruption).
+    #[test]
+    fn writes_reach_sled_in_an_order_readers_can_follow() {
+        let mut ws = WriteSet::default();
+        ws.remove(TreeId::Rows, b"r1");
+        ws.remove(TreeId::Vectors, b"r1");
+        ws.put(TreeId::Rows, b"r2", b"row");
+        ws.put(TreeId::Vectors, b"r2", b"vec");
+        ws.put(TreeId::PkIndex, b"pk", b"r2");
+        ws.put(TreeId::Changes, b"seq", b"moved");
+        let order: Vec<(TreeId, &[u8], bool)> = ordered_writes(&ws)
+            .map(|(tree, key, value)| (tree, key, value.is_some()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (TreeId::Vectors, &b"r2"[..], true),
+                (TreeId::Rows, b"r2", true),
+                (TreeId::PkIndex, b"pk", true),
+                (TreeId::Changes, b"seq", true),
+                (TreeId::Rows, b"r1", false),
+                (TreeId::Vectors, b"r1", false),
+            ]
+        );
     }
 
     /// A value too large for a log segment goes to a blob file, which sled never syncs:

@@ -26,22 +26,25 @@
 //!
 //! # Durability
 //! A write call returns `Ok` only once its batch is on disk: appended to the database's
-//! write-ahead log (the `wal` file) and that file `fdatasync`ed. The batch is applied to sled
-//! in memory at once, as one sled transaction across every tree it touches; sled's own files
-//! are made durable at checkpoints (sled's flush, then an `fdatasync` of its log, since
-//! sled alone stops at `sync_file_range`, see `kv`), after which the log starts over. Opening
-//! replays the logged batches sled's files lack, in order. A batch is all-or-nothing, also
-//! across a crash; a batch rejected by validation writes nothing.
+//! write-ahead log (the `wal` file) and that file `fdatasync`ed, before any of it is applied
+//! to sled. It is then applied to sled in memory with plain inserts and removes, in an order
+//! concurrent readers can follow; sled's own files are made durable at checkpoints (sled's
+//! flush, then an `fdatasync` of its log, since sled alone stops at `sync_file_range`, see
+//! `kv`), after which the log starts over. Opening replays the logged batches after the last
+//! checkpoint, in order, completing any that sled's files hold in part. A batch is
+//! all-or-nothing, also across a crash; a batch rejected by validation writes nothing.
 //!
 //! # Concurrency
-//! Handles are cheap `Clone + Send + Sync`. Writers of one collection are serialized for the
-//! (in-memory, fast) validation and commit, then wait for durability together: a flusher
-//! thread runs one fsync for every batch committed before it started (group commit). The
-//! `_async` methods await that flush on a tokio `oneshot` and never block the executor on it;
-//! the library never creates a runtime. Point reads and scans take no lock (a scan is not a
-//! snapshot); `count`, `last_seq` and `schema` read the in-memory state under the collection's
-//! short write lock. Readers may see a batch as soon as it is committed, slightly before its
-//! writer's call returns. Opening the same path twice in a process returns the same
+//! Handles are cheap `Clone + Send + Sync`. Writers of one collection are serialized for
+//! validation and commit (one log append and sync for every batch queued meanwhile: write
+//! combining), then take a group-commit ticket, settled by the next flush (which only has
+//! work when the log is due a checkpoint). The `_async` methods have the database's flusher
+//! thread commit for them and await on a tokio `oneshot`, never blocking the executor; the
+//! library never creates a runtime. Point reads and scans take no lock (a scan is not a
+//! snapshot); `count` and `schema` read the in-memory state under the collection's write
+//! lock, `last_seq` an atomic. Readers may see a batch as soon as it is applied, slightly
+//! before its writer's call returns, and one key at a time: a key's index entry after its
+//! row, a row after its vector. Opening the same path twice in a process returns the same
 //! database; another process gets [`Error::Locked`].
 //!
 //! # Example

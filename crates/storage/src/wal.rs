@@ -1,12 +1,14 @@
-//! The write-ahead log in front of sled: one `fdatasync` of a preallocated file per flush.
+//! The write-ahead log in front of sled: one `fdatasync` of a preallocated file per commit,
+//! and sled written without transactions.
 //!
 //! sled 0.34 makes a transaction durable with two `pwrite` + `sync_file_range` round trips
-//! (the rows, and the batch manifest sled seals in a log buffer of its own), and [`Kv`]'s
-//! `fdatasync` of sled's log follows: three device waits in series for every acknowledged
-//! write. With this log, a commit appends its write set here and applies it to sled in
-//! memory; a flush is one `fdatasync` of this file. sled's own files are made durable only
-//! at a *checkpoint* ([`Kv::checkpoint`]): when this log passes [`CHECKPOINT_BYTES`], when
-//! a write bypassed it, when the database closes, and after every open.
+//! (the rows, and the batch manifest sled seals in a log buffer of its own), and even a
+//! transaction that is never flushed makes sled write two log buffers (`pin_log` rolls one
+//! before and seals one after). With this log, a commit appends its write set here, syncs
+//! it, and only then applies it to sled in memory with plain inserts and removes, which
+//! sled writes out in full buffers of its own accord. sled's files are made durable only at
+//! a *checkpoint* ([`Kv::checkpoint`]): when this log passes [`CHECKPOINT_BYTES`], around a
+//! write set larger than [`BYPASS_BYTES`], when the database closes, and after every open.
 //!
 //! # Format (`wal` in the database directory; little-endian)
 //! * Header, [`HEADER_LEN`] bytes: the magic `QVDBWAL1`, the *epoch* `u64`, and the
@@ -20,25 +22,32 @@
 //!   journal (measured here: 93 µs against 148 µs for a growing file).
 //!
 //! # Invariants
-//! * Sequence numbers grow by one per commit, across reopens: every sled transaction a
-//!   commit makes also puts `meta.wal_seq` = its sequence number, so sled's state, which
-//!   sled recovers as a prefix of its transactions, names the last commit it holds.
-//! * Commits hold one lock across numbering, appending and applying, so sled's order is
-//!   the log's order.
-//! * Replay (at open) applies, in file order, the records of the header's epoch that
+//! * Sequence numbers grow by one per commit, across reopens. sled's `meta.wal_seq` holds
+//!   the number of the last commit its files hold *whole*: a checkpoint writes it before
+//!   it makes sled durable, and so does the one transaction of a bulk write set.
+//! * A commit's record is durable before any of its writes reach sled, so sled's files
+//!   never hold a write the log could lose. Commits hold one lock across numbering,
+//!   appending, syncing and applying, so sled's order is the log's order.
+//! * Between checkpoints sled's files hold the last checkpoint's state plus any part of
+//!   the commits after it (sled writes its buffers when they fill, or every 500 ms).
+//!   Replay (at open) applies, in file order, the records of the header's epoch that
 //!   continue `meta.wal_seq` without a gap, and stops at the first record that is torn,
-//!   of another epoch, or out of sequence. A commit acknowledged by a flush is in the log
-//!   (synced) or in sled (checkpointed), and every commit before it is too, so the replay
-//!   restores all of them; an unacknowledged one may come back or not, whole.
+//!   of another epoch, or out of sequence. Every write is a put or remove of a whole
+//!   value, so replaying the records after the checkpoint over such a state leaves every
+//!   key they touch with its last value: each commit acknowledged (synced) is restored
+//!   whole, and one whose record did not reach the disk left nothing in sled either.
 //! * A checkpoint makes sled durable under the commit lock, then starts a new epoch (header
 //!   written and synced) and appends from the start again: records of an older epoch left
 //!   further on in the file can never be taken for new ones.
 //! * sled's files never go back past a checkpoint: an open that finds `meta.wal_seq` below
 //!   the header's checkpointed number (sled's log truncated, or replaced by an older copy)
 //!   is refused as corrupted instead of opening an older database.
-//! * A write set larger than [`BYPASS_BYTES`] is applied to sled without a record and the
-//!   next flush is a checkpoint. Replay stops at its gap, so nothing committed after it can
-//!   be replayed without it.
+//! * A write set larger than [`BYPASS_BYTES`] is applied to sled as one transaction
+//!   between two checkpoints, without a record: the first leaves no older record a replay
+//!   could apply over it, the second makes it durable before the commit returns.
+//! * Once a record may be durable, its commit cannot be taken back: if the sync or sled's
+//!   apply fails, the log stops ([`Error::WritesStopped`]) and refuses commits and
+//!   checkpoints until the database is reopened, whose replay completes the commit.
 //!
 //! [`Kv`]: crate::kv::Kv
 //! [`Kv::checkpoint`]: crate::kv::Kv::checkpoint
@@ -46,7 +55,7 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::kv::{TreeId, WriteSet};
@@ -60,9 +69,9 @@ pub(crate) const HEADER_LEN: u64 = 24;
 const RECORD_HEADER_LEN: usize = 24;
 /// A checkpoint runs at the first flush after the log grows past this.
 pub(crate) const CHECKPOINT_BYTES: u64 = 32 << 20;
-/// Environment variable that overrides [`CHECKPOINT_BYTES`] (bytes, at least 1), read when
-/// a database opens. For tests that want checkpoints to happen often (the crash test kills
-/// writers in the middle of them); not meant for tuning.
+/// Environment variable that overrides the log size that asks for a checkpoint (32 MiB;
+/// bytes, at least 1), read when a database opens. For tests that want checkpoints to
+/// happen often (the crash test kills writers in the middle of them); not meant for tuning.
 pub const CHECKPOINT_BYTES_ENV: &str = "QUIVERDB_WAL_CHECKPOINT_BYTES";
 /// The preallocation step.
 pub(crate) const GROW_BYTES: u64 = 1 << 20;
@@ -81,14 +90,28 @@ pub(crate) struct Replayed {
     pub(crate) writes: WriteSet,
 }
 
+/// What the log needs from the store behind it (sled, through [`Kv`]).
+///
+/// [`Kv`]: crate::kv::Kv
+pub(crate) trait Store {
+    /// Applies a write set whose record is already durable in the log. Need not be atomic:
+    /// the replay completes a write set a crash cut short.
+    fn apply_logged(&self, ws: &WriteSet) -> Result<()>;
+    /// Applies a write set that bypasses the log, atomically (all or nothing, also across a
+    /// crash), recording `seq` as the last commit the store holds.
+    fn apply_bulk(&self, ws: &WriteSet, seq: u64) -> Result<()>;
+    /// Makes every write applied so far durable in the store's own files, with `seq` (the
+    /// last commit) recorded in them as the checkpointed sequence number.
+    fn make_durable(&self, seq: u64) -> Result<()>;
+}
+
 /// The open log; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Wal {
-    /// Synced without the lock, so commits go on appending while a flush waits.
     file: File,
     state: parking_lot::Mutex<State>,
-    /// A write set bypassed the log since the last checkpoint.
-    bypassed: AtomicBool,
+    /// Why the log stopped accepting commits, once it has (see [`Wal::commit`]).
+    stopped: OnceLock<String>,
     /// [`CHECKPOINT_BYTES`], or its override from [`CHECKPOINT_BYTES_ENV`].
     checkpoint_bytes: u64,
 }
@@ -164,7 +187,7 @@ impl Wal {
                 next_seq,
                 buf: Vec::new(),
             }),
-            bypassed: AtomicBool::new(false),
+            stopped: OnceLock::new(),
             checkpoint_bytes: std::env::var(CHECKPOINT_BYTES_ENV)
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -181,22 +204,22 @@ impl Wal {
         Ok((wal, replayed))
     }
 
-    /// Numbers `ws`, appends it (unless it is too large, see [`BYPASS_BYTES`]) and calls
-    /// `apply` with its number, all under the commit lock. If `apply` fails, the record is
-    /// taken back (its bytes are overwritten by the next one) and the number reused.
-    pub(crate) fn commit(
-        &self,
-        ws: &WriteSet,
-        apply: impl FnOnce(u64) -> Result<()>,
-    ) -> Result<()> {
+    /// Numbers `ws`, appends it, makes it durable and then applies it to `store`, all
+    /// under the commit lock. A write set larger than [`BYPASS_BYTES`] is applied atomically
+    /// between two checkpoints instead (see the module docs).
+    ///
+    /// A commit that fails before its record is synced changes nothing, and its number is
+    /// reused. Once the record may be durable, a failure [stops](Error::WritesStopped) the
+    /// log: a replay would apply the record, so it cannot be taken back, and sled may hold
+    /// part of it; the next open repairs that from the log.
+    /// Returns the commit's sequence number.
+    pub(crate) fn commit(&self, ws: &WriteSet, store: &impl Store) -> Result<u64> {
         let mut st = self.state.lock();
+        self.check_writable()?;
         let seq = st.next_seq;
         let size = RECORD_HEADER_LEN + ws.encoded_len();
         if size > BYPASS_BYTES {
-            apply(seq)?;
-            st.next_seq += 1;
-            self.bypassed.store(true, Ordering::SeqCst);
-            return Ok(());
+            return self.commit_bulk(&mut st, ws, seq, store);
         }
         let epoch = st.epoch;
         let mut buf = std::mem::take(&mut st.buf);
@@ -208,50 +231,86 @@ impl Wal {
         if buf.capacity() <= GROW_BYTES as usize {
             st.buf = buf;
         }
-        appended?;
-        match apply(seq) {
-            Ok(()) => {
-                st.tail = at + size as u64;
-                st.next_seq += 1;
-                Ok(())
-            }
-            Err(e) => {
-                // Best effort: a zero length ends the replay here even if nothing
-                // overwrites this record before a crash.
-                let _ = self.write_at(at, &[0u8; 4]);
-                Err(e)
-            }
+        if let Err(e) = appended {
+            // Not synced and not applied: the next record overwrites it. Best effort: a
+            // zero length ends the replay here even if nothing overwrites it before a crash.
+            let _ = self.write_at(at, &[0u8; 4]);
+            return Err(e);
+        }
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.stop(format!("syncing the write-ahead log failed: {e}")));
+        }
+        st.tail = at + size as u64;
+        st.next_seq += 1;
+        store
+            .apply_logged(ws)
+            .map_err(|e| self.stop(format!("applying commit {seq} failed: {e}")))?;
+        Ok(seq)
+    }
+
+    /// A write set too large for the log: a checkpoint first, so the log holds no record
+    /// older than it (a replay cannot put their values back over it), then one atomic sled
+    /// transaction, then a checkpoint that makes it durable.
+    fn commit_bulk(
+        &self,
+        st: &mut State,
+        ws: &WriteSet,
+        seq: u64,
+        store: &impl Store,
+    ) -> Result<u64> {
+        self.checkpoint_locked(st, store)?;
+        store.apply_bulk(ws, seq)?;
+        st.next_seq += 1;
+        self.checkpoint_locked(st, store).map_err(|e| {
+            self.stop(format!(
+                "commit {seq} (written to sled directly) could not be made durable: {e}"
+            ))
+        })?;
+        Ok(seq)
+    }
+
+    /// Records why writes stopped and returns the error that says so.
+    fn stop(&self, detail: String) -> Error {
+        tracing::error!(%detail, "the write-ahead log stops accepting commits");
+        let detail = self.stopped.get_or_init(|| detail).clone();
+        Error::WritesStopped { detail }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match self.stopped.get() {
+            Some(detail) => Err(Error::WritesStopped {
+                detail: detail.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
-    /// Makes every record appended so far durable.
-    pub(crate) fn sync(&self) -> Result<()> {
-        Ok(self.file.sync_data()?)
-    }
-
-    /// Whether the next flush must be a checkpoint: a write set bypassed the log, or the
-    /// log passed [`CHECKPOINT_BYTES`] (or its override).
+    /// Whether the log has passed [`CHECKPOINT_BYTES`] (or its override), so the next flush
+    /// should be a checkpoint.
     pub(crate) fn wants_checkpoint(&self) -> bool {
-        // The size threshold is soft: a flush that finds a commit holding the lock does not
-        // wait for it (the next flush looks again). A bypass always counts.
-        self.bypassed.load(Ordering::SeqCst)
-            || self
-                .state
-                .try_lock()
-                .is_some_and(|st| st.tail > self.checkpoint_bytes)
+        // The threshold is soft: a flush that finds a commit holding the lock does not wait
+        // for it (the next flush looks again).
+        self.state
+            .try_lock()
+            .is_some_and(|st| st.tail > self.checkpoint_bytes)
     }
 
-    /// Runs `make_durable` (which must make every commit so far durable in sled) with
-    /// commits held off, then starts a new epoch at the start of the file.
-    pub(crate) fn checkpoint(&self, make_durable: impl FnOnce() -> Result<()>) -> Result<()> {
+    /// Makes sled durable with commits held off ([`Store::make_durable`]), then starts a
+    /// new epoch at the start of the file. Refused once the log has stopped: sled may hold
+    /// part of a commit that only the log's replay can complete.
+    pub(crate) fn checkpoint(&self, store: &impl Store) -> Result<()> {
         let mut st = self.state.lock();
-        make_durable()?;
-        let epoch = st.epoch.wrapping_add(1);
+        self.checkpoint_locked(&mut st, store)
+    }
+
+    fn checkpoint_locked(&self, st: &mut State, store: &impl Store) -> Result<()> {
+        self.check_writable()?;
         let checkpointed = st.next_seq - 1;
-        self.write_header(&mut st, epoch, checkpointed)?;
+        store.make_durable(checkpointed)?;
+        let epoch = st.epoch.wrapping_add(1);
+        self.write_header(st, epoch, checkpointed)?;
         self.file.sync_data()?;
         st.tail = HEADER_LEN;
-        self.bypassed.store(false, Ordering::SeqCst);
         Ok(())
     }
 
@@ -392,7 +451,63 @@ fn decode_payload(mut p: &[u8]) -> Option<WriteSet> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::path::PathBuf;
+
     use super::*;
+
+    /// What the log asked of the store.
+    #[derive(Debug, PartialEq)]
+    enum Call {
+        /// A logged write set, by its number of entries.
+        Logged(usize),
+        Bulk(u64),
+        Durable(u64),
+    }
+
+    /// A store that records the log's calls.
+    #[derive(Default)]
+    struct Recorder {
+        calls: RefCell<Vec<Call>>,
+        fail_apply: Cell<bool>,
+        /// When set, every logged apply first reads this file and checks that the write
+        /// set's record is already in it.
+        log_file: Option<PathBuf>,
+    }
+
+    impl Store for Recorder {
+        fn apply_logged(&self, ws: &WriteSet) -> Result<()> {
+            if let Some(path) = &self.log_file {
+                let bytes = std::fs::read(path).unwrap();
+                let epoch = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+                let records = read_records(&bytes, epoch, 0).unwrap();
+                let wanted: Vec<_> = ws.entries().collect();
+                assert!(
+                    records
+                        .iter()
+                        .any(|r| r.writes.entries().collect::<Vec<_>>() == wanted),
+                    "applied before its record was written"
+                );
+            }
+            if self.fail_apply.get() {
+                return Err(Error::Sled("disk on fire".into()));
+            }
+            self.calls
+                .borrow_mut()
+                .push(Call::Logged(ws.entries().count()));
+            Ok(())
+        }
+
+        fn apply_bulk(&self, _: &WriteSet, seq: u64) -> Result<()> {
+            self.calls.borrow_mut().push(Call::Bulk(seq));
+            Ok(())
+        }
+
+        fn make_durable(&self, seq: u64) -> Result<()> {
+            self.calls.borrow_mut().push(Call::Durable(seq));
+            Ok(())
+        }
+    }
 
     fn set(i: u32) -> WriteSet {
         let mut ws = WriteSet::default();
@@ -407,11 +522,7 @@ mod tests {
 
     /// Commits `ws`, checking the sequence number it gets.
     fn commit_as(wal: &Wal, ws: &WriteSet, expected: u64) {
-        wal.commit(ws, |seq| {
-            assert_eq!(seq, expected);
-            Ok(())
-        })
-        .unwrap();
+        assert_eq!(wal.commit(ws, &Recorder::default()).unwrap(), expected);
     }
 
     fn appended(dir: &Path, n: u32) -> Wal {
@@ -420,8 +531,11 @@ mod tests {
         for i in 1..=n {
             commit_as(&wal, &set(i), u64::from(i));
         }
-        wal.sync().unwrap();
         wal
+    }
+
+    fn seqs(replayed: &[Replayed]) -> Vec<u64> {
+        replayed.iter().map(|r| r.seq).collect()
     }
 
     #[test]
@@ -429,8 +543,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(appended(dir.path(), 5));
         let (_, replayed) = Wal::open(dir.path(), 2).unwrap();
-        let seqs: Vec<u64> = replayed.iter().map(|r| r.seq).collect();
-        assert_eq!(seqs, [3, 4, 5]);
+        assert_eq!(seqs(&replayed), [3, 4, 5]);
         let expected = set(4);
         assert_eq!(
             replayed[1].writes.entries().collect::<Vec<_>>(),
@@ -440,6 +553,20 @@ mod tests {
         let (wal, replayed) = Wal::open(dir.path(), 9).unwrap();
         assert!(replayed.is_empty());
         commit_as(&wal, &set(1), 10);
+    }
+
+    #[test]
+    fn a_commit_is_in_the_log_file_before_the_store_applies_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = appended(dir.path(), 3);
+        let store = Recorder {
+            log_file: Some(dir.path().join(WAL_FILE)),
+            ..Recorder::default()
+        };
+        for i in 4..=6 {
+            assert_eq!(wal.commit(&set(i), &store).unwrap(), u64::from(i));
+        }
+        assert_eq!(*store.calls.borrow(), [2, 2, 2].map(Call::Logged));
     }
 
     #[test]
@@ -467,34 +594,45 @@ mod tests {
 
     #[test]
     fn a_gap_in_the_numbers_ends_the_replay() {
+        let mut bytes = vec![0u8; HEADER_LEN as usize];
+        let mut record = Vec::new();
+        for seq in [1, 2, 4, 5] {
+            encode_record(&mut record, 7, seq, &set(seq as u32));
+            bytes.extend_from_slice(&record);
+        }
+        assert_eq!(seqs(&read_records(&bytes, 7, 0).unwrap()), [1, 2]);
+        // Had sled's files held number 3, the records after it follow.
+        assert_eq!(seqs(&read_records(&bytes, 7, 3).unwrap()), [4, 5]);
+        // Records of another epoch are not this log's.
+        assert!(read_records(&bytes, 8, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bulk_write_set_is_applied_between_two_checkpoints() {
         let dir = tempfile::tempdir().unwrap();
         let wal = appended(dir.path(), 2);
-        // Number 3 bypasses the log (as a huge write set does).
         let mut huge = WriteSet::default();
         huge.put(TreeId::Rows, b"big", vec![1u8; BYPASS_BYTES]);
-        commit_as(&wal, &huge, 3);
-        assert!(wal.wants_checkpoint());
-        wal.commit(&set(4), |_| Ok(())).unwrap();
-        wal.sync().unwrap();
+        let store = Recorder::default();
+        assert_eq!(wal.commit(&huge, &store).unwrap(), 3);
+        assert_eq!(
+            *store.calls.borrow(),
+            [Call::Durable(2), Call::Bulk(3), Call::Durable(3)]
+        );
+        commit_as(&wal, &set(4), 4);
         drop(wal);
-        let (_, replayed) = Wal::open(dir.path(), 0).unwrap();
-        assert_eq!(replayed.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
-        // Had sled kept number 3, number 4 follows it.
+        // Records 1 and 2 were retired by the first checkpoint; 4 follows the second.
         let (_, replayed) = Wal::open(dir.path(), 3).unwrap();
-        assert_eq!(replayed.iter().map(|r| r.seq).collect::<Vec<_>>(), [4]);
+        assert_eq!(seqs(&replayed), [4]);
     }
 
     #[test]
     fn a_checkpoint_retires_every_record_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let wal = appended(dir.path(), 6);
-        let mut ran = false;
-        wal.checkpoint(|| {
-            ran = true;
-            Ok(())
-        })
-        .unwrap();
-        assert!(ran);
+        let store = Recorder::default();
+        wal.checkpoint(&store).unwrap();
+        assert_eq!(*store.calls.borrow(), [Call::Durable(6)]);
         // Two shorter records of the new epoch overwrite the start; the old epoch's
         // records after them, although well formed, are not replayed.
         for i in 7..=8u32 {
@@ -502,10 +640,9 @@ mod tests {
             ws.put(TreeId::Rows, b"k", [i as u8]);
             commit_as(&wal, &ws, u64::from(i));
         }
-        wal.sync().unwrap();
         drop(wal);
         let (_, replayed) = Wal::open(dir.path(), 6).unwrap();
-        assert_eq!(replayed.iter().map(|r| r.seq).collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(seqs(&replayed), [7, 8]);
     }
 
     #[test]
@@ -521,22 +658,35 @@ mod tests {
             commit_as(&wal, &set(i), u64::from(i));
         }
         assert!(wal.wants_checkpoint());
-        wal.checkpoint(|| Ok(())).unwrap();
+        wal.checkpoint(&Recorder::default()).unwrap();
         assert!(!wal.wants_checkpoint());
     }
 
     #[test]
-    fn a_failed_apply_takes_its_record_back() {
+    fn a_failed_apply_stops_the_log_and_the_replay_completes_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let wal = appended(dir.path(), 1);
-        let err = wal.commit(&set(2), |_| Err(Error::Sled("disk on fire".into())));
-        assert!(err.is_err());
-        wal.sync().unwrap();
+        let failing = Recorder::default();
+        failing.fail_apply.set(true);
+        let stopped = |r: Result<u64>| match r {
+            Err(Error::WritesStopped { detail }) => {
+                assert!(detail.contains("commit 2"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        };
+        stopped(wal.commit(&set(2), &failing));
+        // Later commits and checkpoints are refused with the first failure's reason.
+        stopped(wal.commit(&set(3), &Recorder::default()));
+        let store = Recorder::default();
+        stopped(wal.checkpoint(&store).map(|()| 0));
+        assert!(
+            store.calls.borrow().is_empty(),
+            "a stopped log checkpointed"
+        );
         drop(wal);
         let (wal, replayed) = Wal::open(dir.path(), 0).unwrap();
-        assert_eq!(replayed.len(), 1);
-        // The failed commit's number is reused.
-        commit_as(&wal, &set(3), 2);
+        assert_eq!(seqs(&replayed), [1, 2]);
+        commit_as(&wal, &set(3), 3);
     }
 
     #[test]
@@ -547,7 +697,6 @@ mod tests {
             let (wal, replayed) = Wal::open(dir.path(), 4).unwrap();
             assert!(replayed.is_empty());
             commit_as(&wal, &set(1), 5);
-            wal.sync().unwrap();
             drop(wal);
             let (_, replayed) = Wal::open(dir.path(), 4).unwrap();
             assert_eq!(replayed.len(), 1, "from {} bytes", left.len());
@@ -558,7 +707,7 @@ mod tests {
     fn sled_behind_its_last_checkpoint_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let wal = appended(dir.path(), 5);
-        wal.checkpoint(|| Ok(())).unwrap();
+        wal.checkpoint(&Recorder::default()).unwrap();
         drop(wal);
         // sled's files hold number 5 or later: fine; anything earlier lost a checkpoint.
         assert!(Wal::open(dir.path(), 5).is_ok());
@@ -600,7 +749,6 @@ mod tests {
         let grown = std::fs::metadata(dir.path().join(WAL_FILE)).unwrap().len();
         assert!(grown >= created + GROW_BYTES, "{grown}");
         assert_eq!(grown % 4096, 0);
-        wal.sync().unwrap();
         drop(wal);
         let (_, replayed) = Wal::open(dir.path(), 0).unwrap();
         assert_eq!(replayed.len(), 53);
