@@ -413,12 +413,25 @@ fn threads_and_tasks_mixing_every_operation_match_the_model() {
 
 #[test]
 fn readers_never_see_half_of_an_upsert_batch() {
-    // One writer upserts the same 20 keys to a new version in one batch, over and over;
-    // readers must see every batch whole: all 20 keys at one version.
+    // In memory, a batch is one sled transaction.
     let store = VectorStore::builder()
         .embeddings(HashingEmbeddings::new(DIM))
         .open()
         .unwrap();
+    readers_see_upsert_batches_whole(store);
+}
+
+#[test]
+fn readers_never_see_half_of_an_upsert_batch_on_disk() {
+    // On disk, a batch reaches sled one key at a time after its log record is synced; the
+    // store's readers go through its in-memory rows, which take each batch whole.
+    let dir = tempfile::tempdir().unwrap();
+    readers_see_upsert_batches_whole(open(dir.path()));
+}
+
+/// One writer upserts the same 20 keys to a new version in one batch, over and over;
+/// readers must see every batch whole: all 20 keys at one version.
+fn readers_see_upsert_batches_whole(store: VectorStore) {
     let keys: Vec<String> = (0..20).map(|i| format!("b{i}")).collect();
     let ids: Vec<Pk> = keys.iter().map(|k| Pk::from(k.as_str())).collect();
     let batch = |v: u64| -> Vec<Document> {
