@@ -416,10 +416,17 @@ impl Database {
         self.inner.group.flushes()
     }
 
-    /// How many write transactions have committed since the database was opened (combined
-    /// batches count once; for tests and benchmarks).
+    /// How many commits have been made since the database was opened (combined batches
+    /// count once; for tests and benchmarks).
     pub fn commit_count(&self) -> u64 {
         self.inner.group.committed()
+    }
+
+    /// How many `fdatasync` calls of the write-ahead log commits have made since the
+    /// database was opened: concurrent commits share them (for tests and benchmarks; 0 for
+    /// a temporary database, which has no log).
+    pub fn log_sync_count(&self) -> u64 {
+        self.inner.kv.log_sync_count()
     }
 }
 

@@ -558,6 +558,11 @@ impl Kv {
         Ok(removed)
     }
 
+    /// `fdatasync` calls of the write-ahead log made for commits (0 without a log).
+    pub(crate) fn log_sync_count(&self) -> u64 {
+        self.wal.as_ref().map_or(0, |w| w.sync_count())
+    }
+
     /// Makes every commit before this call durable. A commit of an on-disk store is durable
     /// when it returns, so this only runs a [checkpoint](Kv::checkpoint) when the log is
     /// due one; a temporary store has nothing to make durable either.

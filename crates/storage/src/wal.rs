@@ -1,11 +1,12 @@
-//! The write-ahead log in front of sled: one `fdatasync` of a preallocated file per commit,
-//! and sled written without transactions.
+//! The write-ahead log in front of sled: commits share `fdatasync`s of a preallocated file,
+//! and sled is written without transactions.
 //!
 //! sled 0.34 makes a transaction durable with two `pwrite` + `sync_file_range` round trips
 //! (the rows, and the batch manifest sled seals in a log buffer of its own), and even a
 //! transaction that is never flushed makes sled write two log buffers (`pin_log` rolls one
 //! before and seals one after). With this log, a commit appends its write set here, syncs
-//! it, and only then applies it to sled in memory with plain inserts and removes, which
+//! it (one `fdatasync` for every commit appended meanwhile, whatever their collections),
+//! and only then applies it to sled in memory with plain inserts and removes, which
 //! sled writes out in full buffers of its own accord. sled's files are made durable only at
 //! a *checkpoint* ([`Kv::checkpoint`]): when this log passes [`CHECKPOINT_BYTES`], around a
 //! write set larger than [`BYPASS_BYTES`], when the database closes, and after every open.
@@ -26,8 +27,13 @@
 //!   the number of the last commit its files hold *whole*: a checkpoint writes it before
 //!   it makes sled durable, and so does the one transaction of a bulk write set.
 //! * A commit's record is durable before any of its writes reach sled, so sled's files
-//!   never hold a write the log could lose. Commits hold one lock across numbering,
-//!   appending, syncing and applying, so sled's order is the log's order.
+//!   never hold a write the log could lose. Commits hold one lock across numbering and
+//!   appending; the `fdatasync` is shared (one committer syncs every record appended so
+//!   far, the others wait for it), and the apply follows it outside the lock. Commits that
+//!   run at once touch disjoint keys (a collection's commits are serialized by its own
+//!   lock), so sled ends in the state the log's order gives.
+//! * A checkpoint holds the commit lock and first waits until every appended commit has
+//!   reached sled, so it never retires a record whose writes sled lacks.
 //! * Between checkpoints sled's files hold the last checkpoint's state plus any part of
 //!   the commits after it (sled writes its buffers when they fill, or every 500 ms).
 //!   Replay (at open) applies, in file order, the records of the header's epoch that
@@ -55,6 +61,7 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
@@ -109,11 +116,31 @@ pub(crate) trait Store {
 #[derive(Debug)]
 pub(crate) struct Wal {
     file: File,
+    /// Numbering and appending (and checkpoints, which hold it throughout).
     state: parking_lot::Mutex<State>,
+    /// The number of the last record whose append completed.
+    appended_seq: AtomicU64,
+    /// The group sync: one committer at a time runs `fdatasync` for every record appended
+    /// so far; the others wait for it.
+    sync: parking_lot::Mutex<SyncState>,
+    synced: parking_lot::Condvar,
+    /// Commits appended and not yet applied to the store: a checkpoint waits for none.
+    applying: parking_lot::Mutex<usize>,
+    applied: parking_lot::Condvar,
+    /// `fdatasync` calls made for commits (not for checkpoints), for tests and benchmarks.
+    syncs: AtomicU64,
     /// Why the log stopped accepting commits, once it has (see [`Wal::commit`]).
     stopped: OnceLock<String>,
     /// [`CHECKPOINT_BYTES`], or its override from [`CHECKPOINT_BYTES_ENV`].
     checkpoint_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Every record up to this number is durable.
+    synced_seq: u64,
+    /// A committer is running the `fdatasync`.
+    syncing: bool,
 }
 
 #[derive(Debug)]
@@ -187,6 +214,15 @@ impl Wal {
                 next_seq,
                 buf: Vec::new(),
             }),
+            appended_seq: AtomicU64::new(next_seq - 1),
+            sync: parking_lot::Mutex::new(SyncState {
+                synced_seq: next_seq - 1,
+                syncing: false,
+            }),
+            synced: parking_lot::Condvar::new(),
+            applying: parking_lot::Mutex::new(0),
+            applied: parking_lot::Condvar::new(),
+            syncs: AtomicU64::new(0),
             stopped: OnceLock::new(),
             checkpoint_bytes: std::env::var(CHECKPOINT_BYTES_ENV)
                 .ok()
@@ -204,48 +240,98 @@ impl Wal {
         Ok((wal, replayed))
     }
 
-    /// Numbers `ws`, appends it, makes it durable and then applies it to `store`, all
-    /// under the commit lock. A write set larger than [`BYPASS_BYTES`] is applied atomically
-    /// between two checkpoints instead (see the module docs).
+    /// Numbers `ws` and appends it under the commit lock, then makes it durable with a
+    /// group `fdatasync` shared with every commit appended meanwhile, then applies it to
+    /// `store`. A write set larger than [`BYPASS_BYTES`] is applied atomically between two
+    /// checkpoints instead (see the module docs).
     ///
-    /// A commit that fails before its record is synced changes nothing, and its number is
+    /// Commits that run at once must touch disjoint keys (the storage layer's locks see to
+    /// it: a collection's commits are serialized, and collections' keys are disjoint), so
+    /// the order in which they reach the store does not matter; the replay's order is the
+    /// log's.
+    ///
+    /// A commit that fails before its record is written changes nothing, and its number is
     /// reused. Once the record may be durable, a failure [stops](Error::WritesStopped) the
     /// log: a replay would apply the record, so it cannot be taken back, and sled may hold
-    /// part of it; the next open repairs that from the log.
-    /// Returns the commit's sequence number.
+    /// part of it; the next open repairs that from the log. Returns the commit's sequence
+    /// number.
     pub(crate) fn commit(&self, ws: &WriteSet, store: &impl Store) -> Result<u64> {
-        let mut st = self.state.lock();
-        self.check_writable()?;
-        let seq = st.next_seq;
-        let size = RECORD_HEADER_LEN + ws.encoded_len();
-        if size > BYPASS_BYTES {
-            return self.commit_bulk(&mut st, ws, seq, store);
+        let seq = {
+            let mut st = self.state.lock();
+            self.check_writable()?;
+            let seq = st.next_seq;
+            let size = RECORD_HEADER_LEN + ws.encoded_len();
+            if size > BYPASS_BYTES {
+                return self.commit_bulk(&mut st, ws, seq, store);
+            }
+            let epoch = st.epoch;
+            let mut buf = std::mem::take(&mut st.buf);
+            encode_record(&mut buf, epoch, seq, ws);
+            debug_assert_eq!(buf.len(), size);
+            let at = st.tail;
+            let appended = self.append(&mut st, at, &buf);
+            // Kept for the next record, unless a big one grew it (up to `BYPASS_BYTES`).
+            if buf.capacity() <= GROW_BYTES as usize {
+                st.buf = buf;
+            }
+            if let Err(e) = appended {
+                // Not synced and not applied: the next record overwrites it. Best effort: a
+                // zero length ends the replay here even if nothing overwrites it first.
+                let _ = self.write_at(at, &[0u8; 4]);
+                return Err(e);
+            }
+            st.tail = at + size as u64;
+            st.next_seq += 1;
+            self.appended_seq.store(seq, Ordering::SeqCst);
+            // Counted before the lock is released, so a checkpoint (which holds it) waits
+            // for this commit to reach the store.
+            *self.applying.lock() += 1;
+            seq
+        };
+        let result = self.sync_through(seq).and_then(|()| {
+            store
+                .apply_logged(ws)
+                .map_err(|e| self.stop(format!("applying commit {seq} failed: {e}")))
+        });
+        let mut applying = self.applying.lock();
+        *applying -= 1;
+        if *applying == 0 {
+            self.applied.notify_all();
         }
-        let epoch = st.epoch;
-        let mut buf = std::mem::take(&mut st.buf);
-        encode_record(&mut buf, epoch, seq, ws);
-        debug_assert_eq!(buf.len(), size);
-        let at = st.tail;
-        let appended = self.append(&mut st, at, &buf);
-        // Kept for the next record, unless a big one grew it (up to `BYPASS_BYTES`).
-        if buf.capacity() <= GROW_BYTES as usize {
-            st.buf = buf;
+        result.map(|()| seq)
+    }
+
+    /// Returns once record `seq` is durable: runs one `fdatasync` for every record appended
+    /// so far, or waits for the one running to cover it.
+    fn sync_through(&self, seq: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        loop {
+            self.check_writable()?;
+            if s.synced_seq >= seq {
+                return Ok(());
+            }
+            if s.syncing {
+                self.synced.wait(&mut s);
+                continue;
+            }
+            s.syncing = true;
+            let target = self.appended_seq.load(Ordering::SeqCst);
+            let synced = parking_lot::MutexGuard::unlocked(&mut s, || self.file.sync_data());
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            s.syncing = false;
+            match synced {
+                Ok(()) => s.synced_seq = s.synced_seq.max(target),
+                Err(e) => {
+                    self.stop(format!("syncing the write-ahead log failed: {e}"));
+                }
+            }
+            self.synced.notify_all();
         }
-        if let Err(e) = appended {
-            // Not synced and not applied: the next record overwrites it. Best effort: a
-            // zero length ends the replay here even if nothing overwrites it before a crash.
-            let _ = self.write_at(at, &[0u8; 4]);
-            return Err(e);
-        }
-        if let Err(e) = self.file.sync_data() {
-            return Err(self.stop(format!("syncing the write-ahead log failed: {e}")));
-        }
-        st.tail = at + size as u64;
-        st.next_seq += 1;
-        store
-            .apply_logged(ws)
-            .map_err(|e| self.stop(format!("applying commit {seq} failed: {e}")))?;
-        Ok(seq)
+    }
+
+    /// `fdatasync` calls made for commits so far.
+    pub(crate) fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// A write set too large for the log: a checkpoint first, so the log holds no record
@@ -304,6 +390,13 @@ impl Wal {
     }
 
     fn checkpoint_locked(&self, st: &mut State, store: &impl Store) -> Result<()> {
+        // Commits appended before the lock was taken may still be on their way to the
+        // store; new ones wait for the lock.
+        let mut applying = self.applying.lock();
+        while *applying > 0 {
+            self.applied.wait(&mut applying);
+        }
+        drop(applying);
         self.check_writable()?;
         let checkpointed = st.next_seq - 1;
         store.make_durable(checkpointed)?;
@@ -567,6 +660,90 @@ mod tests {
             assert_eq!(wal.commit(&set(i), &store).unwrap(), u64::from(i));
         }
         assert_eq!(*store.calls.borrow(), [2, 2, 2].map(Call::Logged));
+    }
+
+    /// A store for several threads: counts applies, and can hold them until released.
+    #[derive(Default)]
+    struct Shared {
+        applied: std::sync::Mutex<Vec<usize>>,
+        durable: std::sync::Mutex<Vec<u64>>,
+        /// While set, applies wait for it to be cleared.
+        hold: std::sync::Mutex<bool>,
+        released: std::sync::Condvar,
+    }
+
+    impl Store for Shared {
+        fn apply_logged(&self, ws: &WriteSet) -> Result<()> {
+            let mut hold = self.hold.lock().unwrap();
+            while *hold {
+                hold = self.released.wait(hold).unwrap();
+            }
+            self.applied.lock().unwrap().push(ws.entries().count());
+            Ok(())
+        }
+
+        fn apply_bulk(&self, _: &WriteSet, _: u64) -> Result<()> {
+            unreachable!("no bulk write sets here")
+        }
+
+        fn make_durable(&self, seq: u64) -> Result<()> {
+            self.durable.lock().unwrap().push(seq);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn concurrent_commits_share_syncs_and_all_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), 0).unwrap();
+        let store = Shared::default();
+        const THREADS: u32 = 8;
+        const EACH: u32 = 40;
+        std::thread::scope(|scope| {
+            for t in 0..THREADS {
+                let (wal, store) = (&wal, &store);
+                scope.spawn(move || {
+                    for i in 0..EACH {
+                        wal.commit(&set(t * EACH + i), store).unwrap();
+                    }
+                });
+            }
+        });
+        let commits = u64::from(THREADS * EACH);
+        assert_eq!(store.applied.lock().unwrap().len() as u64, commits);
+        let syncs = wal.sync_count();
+        assert!(syncs < commits, "{syncs} syncs for {commits} commits");
+        drop(wal);
+        let (_, replayed) = Wal::open(dir.path(), 0).unwrap();
+        assert_eq!(seqs(&replayed), (1..=commits).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_checkpoint_waits_for_commits_on_their_way_to_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), 0).unwrap();
+        let store = Shared::default();
+        *store.hold.lock().unwrap() = true;
+        std::thread::scope(|scope| {
+            let committer = scope.spawn(|| wal.commit(&set(1), &store).unwrap());
+            // The commit is appended (and synced) but held before the store.
+            while wal.appended_seq.load(Ordering::SeqCst) < 1 {
+                std::thread::yield_now();
+            }
+            let checkpointer = scope.spawn(|| wal.checkpoint(&store).unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let early = store.durable.lock().unwrap().clone();
+            *store.hold.lock().unwrap() = false;
+            store.released.notify_all();
+            assert_eq!(committer.join().unwrap(), 1);
+            checkpointer.join().unwrap();
+            assert!(
+                early.is_empty(),
+                "checkpointed while a commit had not reached the store"
+            );
+        });
+        assert_eq!(*store.durable.lock().unwrap(), [1]);
+        assert_eq!(*store.applied.lock().unwrap(), [2]);
     }
 
     #[test]
