@@ -176,8 +176,8 @@ impl Collection {
     /// hands a queue still not empty to the flusher thread. Writers that queue while a
     /// committer is at work wait for their outcome on a channel, not for the lock (64
     /// threads waking one by one through the lock made `group_commit`'s 64-thread case
-    /// half as fast). A batch that fails validation is answered with its error and left out; the
-    /// others are unaffected.
+    /// half as fast). A batch that fails validation is answered with its error and left
+    /// out; the others are unaffected.
     fn commit(
         &self,
         plan: impl FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>>
