@@ -5,7 +5,10 @@
 //! * every acknowledged batch is fully there,
 //! * the one batch in flight at the kill is there entirely or not at all,
 //! * storage's integrity check passes, and a search for each live record's own vector
-//!   finds it.
+//!   finds it,
+//! * a second collection, written at the same time by another thread of the child (so
+//!   commits of two collections share the write-ahead log's syncs), holds every record it
+//!   acknowledged, in order, and at most the one in flight besides.
 //!
 //! `QUIVERDB_CRASH_ROUNDS` sets the number of rounds (default 50; the long run in
 //! `docs/RELIABILITY.md` uses 1,000).
@@ -22,12 +25,23 @@ const CHILD_ENV: &str = "QUIVERDB_CRASH_CHILD_DIR";
 const DIM: usize = 32;
 
 fn open(dir: &std::path::Path) -> VectorStore {
+    open_collection(dir, "crash")
+}
+
+fn open_collection(dir: &std::path::Path, name: &str) -> VectorStore {
     VectorStore::builder()
         .path(dir)
-        .collection_name("crash")
+        .collection_name(name)
         .embeddings(HashingEmbeddings::new(DIM))
         .open()
         .expect("open store")
+}
+
+/// The second collection: records `s1`, `s2`, … added one per blocking call, in order.
+const SIDE: &str = "side";
+
+fn side_id(n: u64) -> Pk {
+    Pk::from(format!("s{n}").as_str())
 }
 
 /// One batch, as the child reports it: `BEGIN`/`ACK` followed by the operation.
@@ -103,6 +117,16 @@ fn crash_child_writer() {
         .parse()
         .unwrap();
     let store = open(std::path::Path::new(&dir));
+    let side = open_collection(std::path::Path::new(&dir), SIDE);
+    std::thread::spawn(move || {
+        let mut n = side.get_pks("pk like '%'").unwrap().len() as u64;
+        loop {
+            n += 1;
+            side.add_texts([format!("side {n}")], None, Some(vec![side_id(n)]))
+                .unwrap();
+            println!("@@SIDE {n}");
+        }
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -217,6 +241,9 @@ fn killed_writer_loses_nothing_acknowledged() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut model: BTreeMap<String, String> = BTreeMap::new();
     let mut total_acks = 0usize;
+    // Records of the second collection known to be there (acknowledged, or found after a
+    // kill).
+    let mut side_count = 0u64;
     let mut in_flight_at_kill = 0usize;
     let mut in_flight_applied = 0usize;
     for round in 0..rounds {
@@ -278,7 +305,9 @@ fn killed_writer_loses_nothing_acknowledged() {
             .iter()
             .filter_map(|l| l.find("@@").map(|i| &l[i + 2..]))
         {
-            if let Some(op) = l.strip_prefix("BEGIN ") {
+            if let Some(n) = l.strip_prefix("SIDE ") {
+                side_count = side_count.max(n.parse().unwrap());
+            } else if let Some(op) = l.strip_prefix("BEGIN ") {
                 in_flight = Some(Op::decode(op));
             } else if let Some(op) = l.strip_prefix("ACK ") {
                 let op = Op::decode(op);
@@ -321,10 +350,32 @@ fn killed_writer_loses_nothing_acknowledged() {
             );
         }
         store.close().unwrap();
+        // The second collection: every acknowledged record, in order, plus at most the one
+        // in flight.
+        let side = open_collection(dir.path(), SIDE);
+        let found = side.get_pks("pk like '%'").unwrap().len() as u64;
+        assert!(
+            found == side_count || found == side_count + 1,
+            "round {round}: {found} records in the second collection, {side_count} acknowledged"
+        );
+        let docs = side
+            .get_by_ids(&(1..=found).map(side_id).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(
+            docs.len() as u64,
+            found,
+            "round {round}: a gap in the second collection"
+        );
+        for (n, d) in (1..).zip(&docs) {
+            assert_eq!(d.page_content, format!("side {n}"), "round {round}");
+        }
+        side_count = found;
+        side.close().unwrap();
     }
     eprintln!(
         "crash test: {rounds} rounds, {total_acks} acknowledged batches, {in_flight_at_kill} kills mid-batch \
-         ({in_flight_applied} of those batches had committed), {} live records at the end",
+         ({in_flight_applied} of those batches had committed), {} live records at the end, \
+         {side_count} records in the second collection",
         model.len()
     );
     assert!(
