@@ -62,9 +62,6 @@ pub(crate) struct CollInner {
 pub(crate) type PlanFn =
     Box<dyn FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>> + Send>;
 
-/// A receipt and, when something was committed, the group-commit ticket to wait for.
-pub(crate) type Committed = (WriteReceipt, Option<u64>);
-
 /// A batch queued for commit, with the channel its outcome goes back on.
 pub(crate) struct Queued {
     plan: PlanFn,
@@ -74,12 +71,12 @@ pub(crate) struct Queued {
 /// Where a queued batch's outcome goes: a blocking writer waits on a std channel (usable
 /// inside or outside a tokio runtime), an async one on a tokio `oneshot`.
 enum Reply {
-    Blocking(std::sync::mpsc::SyncSender<Result<Committed>>),
-    Async(oneshot::Sender<Result<Committed>>),
+    Blocking(std::sync::mpsc::SyncSender<Result<WriteReceipt>>),
+    Async(oneshot::Sender<Result<WriteReceipt>>),
 }
 
 impl Reply {
-    fn send(self, outcome: Result<Committed>) {
+    fn send(self, outcome: Result<WriteReceipt>) {
         // A receiver that is gone stopped waiting (a dropped future); nothing to do.
         let _ = match self {
             Reply::Blocking(tx) => tx.send(outcome).map_err(drop),
@@ -166,8 +163,7 @@ impl Collection {
         self.inner.state.lock().stored.schema()
     }
 
-    /// Validates, plans and commits a batch; returns the receipt and, when something was
-    /// committed, the group-commit ticket to wait for.
+    /// Validates, plans and commits a batch, durably; returns the receipt.
     ///
     /// Write combining: the batch is queued. A blocking writer that finds no committer at
     /// work becomes the committer: under the collection lock it commits *every* queued
@@ -183,7 +179,7 @@ impl Collection {
         plan: impl FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>>
             + Send
             + 'static,
-    ) -> Result<Committed> {
+    ) -> Result<WriteReceipt> {
         let (reply, outcome) = std::sync::mpsc::sync_channel(1);
         let lead = {
             let mut q = self.inner.queue.lock();
@@ -239,7 +235,7 @@ impl Collection {
         plan: impl FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>>
             + Send
             + 'static,
-    ) -> Result<Committed> {
+    ) -> Result<WriteReceipt> {
         let (reply, outcome) = oneshot::channel();
         self.inner.queue.lock().batches.push(Queued {
             plan: Box::new(plan),
@@ -289,52 +285,28 @@ impl Collection {
             outcomes.push((q.reply, outcome, state.last_seq));
         }
         let wrote = outcomes.iter().any(|(_, o, _)| matches!(o, Ok(Some(_))));
-        let committed = if wrote { db.kv.commit(&ws) } else { Ok(()) };
-        let ticket = match &committed {
-            Ok(()) => {
-                self.inner.last_seq.store(state.last_seq, Ordering::Release);
-                st.stored = state;
-                wrote.then(|| db.group.ticket())
-            }
-            Err(_) => None,
-        };
+        let committed = if wrote { db.commit(&ws) } else { Ok(()) };
+        if committed.is_ok() {
+            self.inner.last_seq.store(state.last_seq, Ordering::Release);
+            st.stored = state;
+        }
         let failure = committed.err();
         for (reply, outcome, seq) in outcomes {
             let answer = match (outcome, &failure) {
                 (Ok(Some(_)), Some(e)) => Err(e.for_another_writer()),
-                (Ok(Some(receipt)), None) => Ok((receipt, ticket)),
-                (Ok(None), _) => Ok((
-                    WriteReceipt {
-                        seq: if failure.is_some() {
-                            st.stored.last_seq
-                        } else {
-                            seq
-                        },
-                        ..WriteReceipt::default()
+                (Ok(Some(receipt)), None) => Ok(receipt),
+                (Ok(None), _) => Ok(WriteReceipt {
+                    seq: if failure.is_some() {
+                        st.stored.last_seq
+                    } else {
+                        seq
                     },
-                    None,
-                )),
+                    ..WriteReceipt::default()
+                }),
                 (Err(e), _) => Err(e),
             };
             reply.send(answer);
         }
-    }
-
-    fn durable(&self, (receipt, ticket): Committed) -> Result<WriteReceipt> {
-        if let Some(t) = ticket {
-            self.inner.db.group.wait(t)?;
-        }
-        Ok(receipt)
-    }
-
-    async fn durable_async(
-        &self,
-        (receipt, ticket): (WriteReceipt, Option<u64>),
-    ) -> Result<WriteReceipt> {
-        if let Some(t) = ticket {
-            self.inner.db.group.wait_async(t).await?;
-        }
-        Ok(receipt)
     }
 
     /// Inserts new records; durable when it returns `Ok`.
@@ -343,51 +315,42 @@ impl Collection {
     /// Any stored or repeated key is [`Error::DuplicatePk`]; keys and vectors are validated
     /// (see [`Error`]). A rejected batch writes nothing.
     pub fn insert(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, false))?;
-        self.durable(committed)
+        self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, false))
     }
 
     /// Inserts or replaces whole records (each gets a new row id; replaced ones are reported
     /// in `removed`). When a key repeats in the batch, its last record wins.
     pub fn upsert(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, true))?;
-        self.durable(committed)
+        self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, true))
     }
 
     /// Deletes records by key; unknown keys (and keys of the wrong kind) are ignored.
     pub fn delete(&self, pks: &[Pk]) -> Result<WriteReceipt> {
         let pks = pks.to_vec();
-        let committed = self.commit(move |db, st, ws| write::plan_delete(db, st, ws, &pks))?;
-        self.durable(committed)
+        self.commit(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
     }
 
-    /// [`insert`](Self::insert) for async callers: the batch is committed by the database's
-    /// flusher thread together with every batch queued meanwhile, and the durability wait is
-    /// shared with every concurrent writer; no executor thread blocks.
+    /// [`insert`](Self::insert) for async callers: the batch is committed (and made durable)
+    /// by the database's flusher thread together with every batch queued meanwhile; no
+    /// executor thread blocks.
     ///
     /// Cancellation: the batch is queued on the first poll; dropping the future after that
     /// only stops waiting (the batch is still committed and becomes durable).
     pub async fn insert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self
-            .commit_async(move |db, st, ws| write::plan_put(db, st, ws, rows, false))
-            .await?;
-        self.durable_async(committed).await
+        self.commit_async(move |db, st, ws| write::plan_put(db, st, ws, rows, false))
+            .await
     }
 
     /// [`upsert`](Self::upsert) for async callers.
     pub async fn upsert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        let committed = self
-            .commit_async(move |db, st, ws| write::plan_put(db, st, ws, rows, true))
-            .await?;
-        self.durable_async(committed).await
+        self.commit_async(move |db, st, ws| write::plan_put(db, st, ws, rows, true))
+            .await
     }
 
     /// [`delete`](Self::delete) for async callers.
     pub async fn delete_async(&self, pks: Vec<Pk>) -> Result<WriteReceipt> {
-        let committed = self
-            .commit_async(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
-            .await?;
-        self.durable_async(committed).await
+        self.commit_async(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
+            .await
     }
 
     /// The records stored under `pks`, in the same order (`None` where there is none).
@@ -579,7 +542,7 @@ mod tests {
     }
 
     /// Queues batches as concurrent writers would and commits them as one group.
-    fn commit_group(c: &Collection, plans: Vec<PlanFn>) -> Vec<Result<Committed>> {
+    fn commit_group(c: &Collection, plans: Vec<PlanFn>) -> Vec<Result<WriteReceipt>> {
         let mut receivers = Vec::new();
         let queued = plans
             .into_iter()
@@ -610,7 +573,7 @@ mod tests {
         let del = |pks: Vec<Pk>| -> PlanFn {
             Box::new(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
         };
-        let flushes = db.flush_count();
+        let commits = db.commit_count();
         let out = commit_group(
             &c,
             vec![
@@ -625,23 +588,12 @@ mod tests {
         );
         assert!(matches!(out[1], Err(Error::DuplicatePk { .. })));
         assert!(matches!(out[4], Err(Error::NonFiniteVector { .. })));
-        let ok: Vec<&WriteReceipt> = out
-            .iter()
-            .filter_map(|o| o.as_ref().ok())
-            .map(|(r, _)| r)
-            .collect();
+        let ok: Vec<&WriteReceipt> = out.iter().filter_map(|o| o.as_ref().ok()).collect();
         assert_eq!(ok.len(), 4);
-        // Consecutive sequence numbers, one ticket for the whole group.
+        // Consecutive sequence numbers, one commit for the whole group.
         let seqs: Vec<u64> = ok.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![2, 3, 4, 5]);
-        let tickets: Vec<_> = out
-            .iter()
-            .filter_map(|o| o.as_ref().ok())
-            .map(|(_, t)| *t)
-            .collect();
-        assert!(tickets.windows(2).all(|w| w[0] == w[1] && w[0].is_some()));
-        c.durable((ok[0].clone(), tickets[0])).unwrap();
-        assert!(db.flush_count() > flushes);
+        assert_eq!(db.commit_count(), commits + 1);
         // The upsert replaced the row the first batch inserted.
         assert_eq!(
             ok[1].removed,

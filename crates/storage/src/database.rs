@@ -47,8 +47,8 @@ pub struct Database {
 
 #[derive(Debug)]
 pub(crate) struct DbInner {
-    // Field order matters: the flusher thread stops (and does its last flush) before the
-    // store is dropped.
+    // Field order matters: the flusher thread stops (after its last jobs) before the store
+    // is dropped.
     pub(crate) group: GroupCommit,
     pub(crate) kv: Kv,
     path: Option<PathBuf>,
@@ -68,11 +68,16 @@ impl DbInner {
         r.map_err(|DecodeError(d)| self.corrupted(d))
     }
 
-    /// Commits `ws` and returns once it is durable (used for catalog changes).
-    fn commit_durable(&self, ws: &WriteSet) -> Result<()> {
+    /// Commits `ws`: durable when it returns (see `kv`). When the write-ahead log has grown
+    /// past its threshold, asks the flusher thread for a checkpoint, so no writer's call
+    /// runs a whole sled flush itself.
+    pub(crate) fn commit(&self, ws: &WriteSet) -> Result<()> {
         self.kv.commit(ws)?;
-        let ticket = self.group.ticket();
-        self.group.wait(ticket)
+        self.group.committed_one();
+        if self.kv.wants_checkpoint() {
+            self.group.request_checkpoint();
+        }
+        Ok(())
     }
 }
 
@@ -223,7 +228,7 @@ impl Database {
                     KEY_FORMAT,
                     codec::encode_u64(FORMAT_VERSION.into()),
                 );
-                inner.commit_durable(&ws)?;
+                inner.commit(&ws)?;
                 // In sled's own files before the marker says "ready" (see `open`): an open
                 // checks the record there before it replays the log.
                 inner.kv.checkpoint()?;
@@ -304,7 +309,7 @@ impl Database {
             KEY_NEXT_COLLECTION,
             codec::encode_u64(next + 1),
         );
-        self.inner.commit_durable(&ws)?;
+        self.inner.commit(&ws)?;
         tracing::debug!(name, id = cid.0, "created collection");
         let coll = CollInner::new(Arc::clone(&self.inner), state, 0);
         open.insert(name.to_owned(), Arc::downgrade(&coll));
@@ -395,7 +400,7 @@ impl Database {
         ws.remove(TreeId::Catalog, name.as_bytes());
         ws.remove(TreeId::Collections, cid.prefix());
         ws.put(TreeId::Meta, dropped_key(cid), [VALUE_VERSION]);
-        self.inner.commit_durable(&ws)?;
+        self.inner.commit(&ws)?;
         if let Some(c) = &live {
             c.dropped.store(true, std::sync::atomic::Ordering::SeqCst);
         }
@@ -405,15 +410,17 @@ impl Database {
         Ok(())
     }
 
-    /// Flushes every write to disk. Writes are already durable when they return `Ok`; this is
-    /// for callers that want an explicit sync point.
+    /// Makes sled's own files hold every write (a checkpoint), so the next open has nothing
+    /// to replay. Writes are durable when they return `Ok` anyway (in the write-ahead log);
+    /// this only saves reopen time.
     pub fn flush(&self) -> Result<()> {
-        self.inner.kv.flush()
+        self.inner.kv.checkpoint()
     }
 
-    /// How many group-commit flushes have run since the database was opened.
-    pub fn flush_count(&self) -> u64 {
-        self.inner.group.flushes()
+    /// How many checkpoints the flusher thread has run since the database was opened (one
+    /// each time the write-ahead log passed its threshold; for tests and benchmarks).
+    pub fn checkpoint_count(&self) -> u64 {
+        self.inner.group.checkpoints()
     }
 
     /// How many commits have been made since the database was opened (combined batches
@@ -447,12 +454,46 @@ fn purge(inner: &DbInner, cid: CollectionId) -> Result<()> {
     let mut ws = WriteSet::default();
     ws.remove(TreeId::Meta, codec::pruned_key(cid));
     ws.remove(TreeId::Meta, dropped_key(cid));
-    inner.commit_durable(&ws)
+    inner.commit(&ws)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Commits never run a checkpoint themselves: one that finds the log past its threshold
+    /// asks the flusher thread, which runs it; the log then starts over, and everything is
+    /// still there after a reopen.
+    #[test]
+    fn a_log_past_its_threshold_is_checkpointed_by_the_flusher() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::open(dir.path()).unwrap();
+            db.inner.kv.set_checkpoint_bytes(4_096);
+            let config = crate::CollectionConfig {
+                pk_kind: crate::PkKind::AutoInt,
+                ..crate::CollectionConfig::default()
+            };
+            let c = db.create_collection("c", config).unwrap();
+            for i in 0..200u32 {
+                c.insert(vec![crate::NewRecord {
+                    pk: None,
+                    text: format!("record {i} with some text to fill the log"),
+                    metadata: crate::Metadata::new(),
+                    vector: vec![i as f32, 1.0, 2.0, 3.0],
+                }])
+                .unwrap();
+            }
+            let t = std::time::Instant::now();
+            while db.checkpoint_count() == 0 {
+                assert!(t.elapsed().as_secs() < 30, "no checkpoint ran");
+                std::thread::yield_now();
+            }
+            assert!(db.checkpoint_count() < 200, "{}", db.checkpoint_count());
+        }
+        let db = Database::open(dir.path()).unwrap();
+        assert_eq!(db.open_collection("c").unwrap().count().unwrap(), 200);
+    }
 
     /// A creation killed after sled wrote its files but before the format record was
     /// committed (the marker still says "creating") is finished on the next open, not
@@ -466,7 +507,7 @@ mod tests {
             let mut ws = WriteSet::default();
             ws.put(TreeId::Meta, b"zz-unrelated", b"x");
             kv.commit(&ws).unwrap();
-            kv.flush().unwrap();
+            kv.checkpoint().unwrap();
         }
         assert!(
             std::fs::metadata(dir.path().join("db")).unwrap().len() > 0,
@@ -487,7 +528,7 @@ mod tests {
             let mut ws = WriteSet::default();
             ws.put(TreeId::Meta, b"zz-unrelated", b"x");
             kv.commit(&ws).unwrap();
-            kv.flush().unwrap();
+            kv.checkpoint().unwrap();
         }
         assert!(matches!(
             Database::open(dir2.path()),

@@ -563,14 +563,17 @@ impl Kv {
         self.wal.as_ref().map_or(0, |w| w.sync_count())
     }
 
-    /// Makes every commit before this call durable. A commit of an on-disk store is durable
-    /// when it returns, so this only runs a [checkpoint](Kv::checkpoint) when the log is
-    /// due one; a temporary store has nothing to make durable either.
-    pub(crate) fn flush(&self) -> Result<()> {
-        match &self.wal {
-            Some(wal) if wal.wants_checkpoint() => self.checkpoint(),
-            _ => Ok(()),
+    /// Sets the log size that asks for a checkpoint (tests).
+    #[cfg(test)]
+    pub(crate) fn set_checkpoint_bytes(&self, bytes: u64) {
+        if let Some(w) = &self.wal {
+            w.set_checkpoint_bytes(bytes);
         }
+    }
+
+    /// Whether the write-ahead log has grown past its threshold and wants a checkpoint.
+    pub(crate) fn wants_checkpoint(&self) -> bool {
+        self.wal.as_ref().is_some_and(|w| w.wants_checkpoint())
     }
 
     /// Makes sled's own files hold every commit so far (sled's flush, then an `fdatasync` of
@@ -795,6 +798,6 @@ mod tests {
     fn a_temporary_store_has_no_log_to_sync() {
         let kv = Kv::temporary().unwrap();
         assert!(kv.files.is_none());
-        kv.flush().unwrap();
+        kv.checkpoint().unwrap();
     }
 }

@@ -36,16 +36,16 @@
 //!
 //! # Concurrency
 //! Handles are cheap `Clone + Send + Sync`. Writers of one collection are serialized for
-//! validation and commit (one log append and sync for every batch queued meanwhile: write
-//! combining), then take a group-commit ticket, settled by the next flush (which only has
-//! work when the log is due a checkpoint). The `_async` methods have the database's flusher
-//! thread commit for them and await on a tokio `oneshot`, never blocking the executor; the
-//! library never creates a runtime. Point reads and scans take no lock (a scan is not a
-//! snapshot); `count` and `schema` read the in-memory state under the collection's write
-//! lock, `last_seq` an atomic. Readers may see a batch as soon as it is applied, slightly
-//! before its writer's call returns, and one key at a time: a key's index entry after its
-//! row, a row after its vector. Opening the same path twice in a process returns the same
-//! database; another process gets [`Error::Locked`].
+//! validation and commit (one log record and sync for every batch queued meanwhile: write
+//! combining); commits of different collections share the log's syncs. The `_async`
+//! methods have the database's flusher thread commit for them and await on a tokio
+//! `oneshot`, never blocking the executor; the library never creates a runtime. Point reads
+//! and scans take no lock (a scan is not a snapshot); `count` and `schema` read the
+//! in-memory state under the collection's write lock, `last_seq` an atomic. Readers may
+//! see a batch as soon as it is applied, slightly before its writer's call returns, and one
+//! key at a time: a key's index entry after its row, a row after its vector. Opening the
+//! same path twice in a process returns the same database; another process gets
+//! [`Error::Locked`].
 //!
 //! # Example
 //! ```

@@ -132,7 +132,7 @@ pub(crate) struct Wal {
     /// Why the log stopped accepting commits, once it has (see [`Wal::commit`]).
     stopped: OnceLock<String>,
     /// [`CHECKPOINT_BYTES`], or its override from [`CHECKPOINT_BYTES_ENV`].
-    checkpoint_bytes: u64,
+    checkpoint_bytes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -224,11 +224,13 @@ impl Wal {
             applied: parking_lot::Condvar::new(),
             syncs: AtomicU64::new(0),
             stopped: OnceLock::new(),
-            checkpoint_bytes: std::env::var(CHECKPOINT_BYTES_ENV)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .filter(|&b: &u64| b > 0)
-                .unwrap_or(CHECKPOINT_BYTES),
+            checkpoint_bytes: AtomicU64::new(
+                std::env::var(CHECKPOINT_BYTES_ENV)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&b: &u64| b > 0)
+                    .unwrap_or(CHECKPOINT_BYTES),
+            ),
         };
         if bytes.is_none() {
             let mut st = wal.state.lock();
@@ -329,6 +331,12 @@ impl Wal {
         }
     }
 
+    /// Sets the size past which the log wants a checkpoint (tests).
+    #[cfg(test)]
+    pub(crate) fn set_checkpoint_bytes(&self, bytes: u64) {
+        self.checkpoint_bytes.store(bytes, Ordering::Relaxed);
+    }
+
     /// `fdatasync` calls made for commits so far.
     pub(crate) fn sync_count(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
@@ -378,7 +386,7 @@ impl Wal {
         // for it (the next flush looks again).
         self.state
             .try_lock()
-            .is_some_and(|st| st.tail > self.checkpoint_bytes)
+            .is_some_and(|st| st.tail > self.checkpoint_bytes.load(Ordering::Relaxed))
     }
 
     /// Makes sled durable with commits held off ([`Store::make_durable`]), then starts a
@@ -825,8 +833,8 @@ mod tests {
     #[test]
     fn a_log_past_its_threshold_asks_for_a_checkpoint_until_one_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut wal = appended(dir.path(), 2);
-        wal.checkpoint_bytes = 1_000;
+        let wal = appended(dir.path(), 2);
+        wal.set_checkpoint_bytes(1_000);
         assert!(
             !wal.wants_checkpoint(),
             "two small records are under 1,000 bytes"

@@ -31,8 +31,8 @@ fn group_commit_under_concurrent_threads() {
             h.join().unwrap();
         }
         assert_eq!(c.last_seq(), (THREADS * PER_THREAD) as u64);
-        // Writers shared flushes: never more flushes than commits (+1 for creation).
-        assert!(db.flush_count() <= (THREADS * PER_THREAD + 2) as u64);
+        // Writers shared syncs: never more than one per write.
+        assert!(db.log_sync_count() <= (THREADS * PER_THREAD) as u64);
     }
     let db = open(dir.path());
     let c = db.open_collection("c").unwrap();
@@ -84,10 +84,10 @@ async fn async_writes_from_many_tasks() {
 
 /// Async writers never commit on the executor: on a single-threaded runtime, 200 tasks each
 /// queue one batch while the flusher thread commits, so their batches are combined into a
-/// few transactions made durable by a few flushes — and every one is acknowledged. (Committing
-/// inline, each task's transaction blocked the runtime thread: 200 transactions.)
+/// few commits made durable by a few syncs of the log — and every one is acknowledged.
+/// (Committing inline, each task's commit blocked the runtime thread: 200 commits.)
 #[test]
-fn concurrent_async_writes_share_transactions_and_flushes() {
+fn concurrent_async_writes_share_commits_and_syncs() {
     let dir = tempfile::tempdir().unwrap();
     const TASKS: usize = 200;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -98,7 +98,7 @@ fn concurrent_async_writes_share_transactions_and_flushes() {
         let c = db
             .create_collection("c", cfg(PkKind::AutoInt, Metric::L2))
             .unwrap();
-        let (flushes_before, commits_before) = (db.flush_count(), db.commit_count());
+        let (syncs_before, commits_before) = (db.log_sync_count(), db.commit_count());
         let seqs = rt.block_on(async {
             let tasks: Vec<_> = (0..TASKS)
                 .map(|t| {
@@ -117,15 +117,15 @@ fn concurrent_async_writes_share_transactions_and_flushes() {
             }
             seqs
         });
-        let flushes = db.flush_count() - flushes_before;
+        let syncs = db.log_sync_count() - syncs_before;
         let commits = db.commit_count() - commits_before;
         assert!(
             commits < (TASKS / 4) as u64,
             "{commits} transactions for {TASKS} concurrent async writes"
         );
         assert!(
-            flushes < (TASKS / 4) as u64,
-            "{flushes} flushes for {TASKS} concurrent async writes"
+            syncs < (TASKS / 4) as u64,
+            "{syncs} syncs for {TASKS} concurrent async writes"
         );
         // Each batch got its own sequence number, in one of few transactions.
         let mut distinct = seqs.clone();
