@@ -157,7 +157,7 @@ impl Collection {
         // Raised first (see `CollInner::pruned_upto`); if the commit fails it stays raised,
         // which only makes readers rebuild earlier than they had to.
         inner.pruned_upto.fetch_max(upto, Ordering::SeqCst);
-        db.kv.commit(&ws)?;
+        db.commit(&ws)?;
         drop(readers);
         tracing::debug!(
             collection = self.name(),

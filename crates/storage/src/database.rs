@@ -423,8 +423,8 @@ impl Database {
         self.inner.group.checkpoints()
     }
 
-    /// How many commits have been made since the database was opened (combined batches
-    /// count once; for tests and benchmarks).
+    /// How many commits have been made since the database was opened (writes, catalog
+    /// changes and change-log prunes; combined batches count once; for tests and benchmarks).
     pub fn commit_count(&self) -> u64 {
         self.inner.group.committed()
     }
@@ -494,6 +494,43 @@ mod tests {
         let db = Database::open(dir.path()).unwrap();
         assert_eq!(db.open_collection("c").unwrap().count().unwrap(), 200);
     }
+
+    /// Every commit goes through `DbInner::commit`, a change-log prune too: one made while
+    /// the log is past its threshold asks for the checkpoint like any write.
+    #[test]
+    fn a_prune_past_the_threshold_asks_for_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let config = crate::CollectionConfig {
+            pk_kind: crate::PkKind::AutoInt,
+            ..crate::CollectionConfig::default()
+        };
+        let c = db.create_collection("c", config).unwrap();
+        for i in 0..50u32 {
+            c.insert(vec![crate::NewRecord {
+                pk: None,
+                text: format!("record {i}"),
+                metadata: crate::Metadata::new(),
+                vector: vec![i as f32, 1.0],
+            }])
+            .unwrap();
+        }
+        // Past the threshold now, with no write after it asking yet.
+        db.inner.kv.set_checkpoint_bytes(HEADER_BYTES_FOR_TESTS);
+        let before = db.checkpoint_count();
+        assert_eq!(c.prune_changes(c.last_seq()).unwrap(), 50);
+        let t = std::time::Instant::now();
+        while db.checkpoint_count() == before {
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "the prune asked for no checkpoint"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// A threshold every log passes once it holds a record.
+    const HEADER_BYTES_FOR_TESTS: u64 = 64;
 
     /// A creation killed after sled wrote its files but before the format record was
     /// committed (the marker still says "creating") is finished on the next open, not
