@@ -69,6 +69,9 @@ impl NativeHnsw {
         };
         // 2. The new graph, built without holding anything of ours.
         let fresh = NativeHnsw::new(&self.config)?;
+        fresh
+            .exact_scan_max_nodes
+            .store(self.exact_scan_max_nodes(), Relaxed);
         let quantize_from = self.graph.read().quantize_from;
         fresh.graph.write().quantize_from = quantize_from;
         let items: Vec<(RowId, &[f32])> = live.iter().map(|(id, _, v)| (*id, &v[..])).collect();

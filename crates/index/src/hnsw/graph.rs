@@ -47,6 +47,9 @@ pub(super) type SlotMap = HashMap<RowId, u32, BuildHasherDefault<RowIdHasher>>;
 /// * `slots[id]` is the newest node of `id`; a row id has at most one live node.
 /// * `entry` is `NO_ENTRY` iff no node has been linked yet; otherwise it packs
 ///   `(level << 32) | slot` of a node at the highest level linked so far.
+/// * While `linked` is false no node has a link and `entry` is `NO_ENTRY`: the graph is
+///   searched by an exact scan only (`NativeHnsw`'s deferred linking). It turns true, under
+///   the write lock, once every node appended so far is linked, and never back.
 /// * `codes` is empty while `sq8` is `None`; after, `codes[s*dim..(s+1)*dim]` is the code
 ///   of node `s`'s (stored, so normalized for cosine) vector.
 #[derive(Debug)]
@@ -70,6 +73,8 @@ pub(super) struct Graph {
     pub(super) deleted: Vec<AtomicBool>,
     pub(super) slots: SlotMap,
     pub(super) entry: AtomicU64,
+    /// Whether nodes are linked as they are appended (see the invariants).
+    pub(super) linked: bool,
     pub(super) n_deleted: AtomicUsize,
     /// The quantizer of `codes`, set once the graph reaches `quantize_from` nodes and
     /// trained again once the node count has doubled past `trained_at` (so the ranges
@@ -100,6 +105,7 @@ impl Graph {
             deleted: Vec::new(),
             slots: SlotMap::default(),
             entry: AtomicU64::new(NO_ENTRY),
+            linked: false,
             n_deleted: AtomicUsize::new(0),
             sq8: None,
             codes: Vec::new(),
@@ -389,6 +395,7 @@ impl Graph {
         let mut links = Vec::new();
         let mut max_level = None::<u8>;
         let mut n_deleted = 0;
+        let mut any_link = false;
         for s in 0..n as u32 {
             let level = self.levels[s as usize];
             if level > MAX_LEVEL {
@@ -409,6 +416,7 @@ impl Graph {
                     return Err(format!("node {s} level {l}: {count} links > capacity"));
                 }
                 self.read_links(s, l, &mut links);
+                any_link |= !links.is_empty();
                 for &t in &links {
                     if t as usize >= n {
                         return Err(format!("node {s} level {l}: link to missing node {t}"));
@@ -429,7 +437,15 @@ impl Graph {
         if n_deleted != self.n_deleted.load(Relaxed) {
             return Err("tombstone count is off".into());
         }
+        if !self.linked {
+            if any_link || self.entry().is_some() {
+                return Err("a graph not linked yet has links or an entry point".into());
+            }
+        } else if self.entry().is_none() && n > 0 {
+            return Err("a linked graph without an entry point".into());
+        }
         match (self.entry(), max_level) {
+            (None, _) if !self.linked => {}
             (None, None) => {}
             (Some((e, l)), Some(max)) => {
                 if e as usize >= n || self.levels[e as usize] != l || l != max {

@@ -9,9 +9,16 @@
 //!   `M / 2` links, a shrunk list stays full (`keepPrunedConnections`; without it, vectors
 //!   whose distances crowd together, as the hashing embedder's vectors of some templated
 //!   texts do, leave most nodes with no link in); level-0 degree `2M`, upper `M`.
+//! * Deferred linking: while the graph is small enough to be scanned (below), inserts only
+//!   append their nodes; no search walks it, so no link is made. The insert that takes it
+//!   past the limit links every node in slot order (on its pool), as sequential inserts
+//!   would have, and from then on each insert links its own nodes. A collection that stays
+//!   small never pays for a graph (HNSW linking was about half the CPU of a small durable
+//!   insert through the store); the one that outgrows it pays once, about 20–40 ms for
+//!   1,024 nodes at 384-d.
 //! * Search: a graph of at most [`EXACT_SCAN_MAX_NODES`] nodes whose vectors take at most
 //!   [`EXACT_SCAN_MAX_BYTES`] is scanned exactly (exact, mostly faster than the walk there,
-//!   and shared by a batch of queries). Otherwise greedy descent, then a beam of
+//!   and shared by a batch of queries), and so is one still linking its backlog. Otherwise greedy descent, then a beam of
 //!   `max(ef, k)` at level 0 with a pooled, generation-stamped visited set and prefetch
 //!   of the next neighbour's vector and of the next candidate's links. Once the vectors take [`QUANTIZE_FROM_BYTES`], the graph also
 //!   keeps 8-bit codes of them (`crate::quant`, trained on the data, again each time the
@@ -38,8 +45,10 @@
 //! reads it a chunk at a time and writes it only to swap the code arrays. Links are atomics written
 //! under a per-node mutex, so a search may read a list while it is being rewritten (it then
 //! sees old and new links, all valid). `gate` is shared by inserts and exclusive for
-//! `save_snapshot`, so a snapshot never holds a half-linked node. No guard is held across a
-//! call into rayon: each parallel item takes its own read guard.
+//! `save_snapshot`, so a snapshot never holds a half-linked node (or a half-linked
+//! backlog: its linker holds a token in `pending`). A snapshot of a graph not linked yet
+//! stores no links and no entry point, and loads as one not linked yet. No guard is held
+//! across a call into rayon: each parallel item takes its own read guard.
 //!
 //! # Determinism
 //! Levels depend only on the seed and the row id. Sequential inserts (or `insert_batch` on
@@ -110,8 +119,12 @@ pub struct NativeHnsw {
     graph: RwLock<Graph>,
     entry_lock: Mutex<()>,
     gate: RwLock<()>,
-    /// Nodes appended but not linked yet (a snapshot waits for zero).
+    /// Nodes some insert is about to link, plus one while a backlog is being linked
+    /// ([`NativeHnsw::link_backlog_if_due`]); a snapshot or a compaction's swap waits for
+    /// zero, so neither sees a half-linked graph.
     pending: AtomicUsize,
+    /// Held by the one thread linking the backlog of a graph that outgrew the exact scan.
+    backlog_lock: Mutex<()>,
     /// Searches answered by the exact fallback (see [`FILTER_BUDGET_PER_EF`]).
     exact_fallbacks: AtomicUsize,
     /// Graphs of at most this many nodes are scanned exactly (see [`EXACT_SCAN_MAX_NODES`]).
@@ -140,6 +153,7 @@ impl NativeHnsw {
             entry_lock: Mutex::new(()),
             gate: RwLock::new(()),
             pending: AtomicUsize::new(0),
+            backlog_lock: Mutex::new(()),
             exact_fallbacks: AtomicUsize::new(0),
             exact_scan_max_nodes: AtomicUsize::new(default_exact_scan_max_nodes(config.dim)),
             repaired_at: AtomicUsize::new(0),
@@ -164,8 +178,17 @@ impl NativeHnsw {
     /// walking the graph; default [`EXACT_SCAN_MAX_NODES`] or fewer, so that the vectors
     /// take at most [`EXACT_SCAN_MAX_BYTES`]; `0`: always walk. Kept through compactions;
     /// not stored in snapshots.
+    /// Lowering it below the node count of a graph not linked yet links it, on the
+    /// calling thread.
     pub fn set_exact_scan_max_nodes(&self, nodes: usize) {
         self.exact_scan_max_nodes.store(nodes, Relaxed);
+        self.link_backlog_if_due(None);
+    }
+
+    /// Whether the graph is linked: nodes are linked as they are inserted once the graph
+    /// has outgrown the exact scan; before, they are only appended (see the module docs).
+    pub fn is_linked(&self) -> bool {
+        self.graph.read().linked
     }
 
     /// The current scan limit (see [`NativeHnsw::set_exact_scan_max_nodes`]).
@@ -213,8 +236,9 @@ impl NativeHnsw {
     }
 
     /// Appends nodes for checked vectors (one write lock), normalizing them in the arena
-    /// for cosine; returns their slots.
-    fn append(&self, items: &[(RowId, &[f32])]) -> Result<Vec<u32>, IndexError> {
+    /// for cosine; returns their slots and whether the caller must link them (the graph is
+    /// linked; otherwise they join the backlog, see [`NativeHnsw::link_backlog_if_due`]).
+    fn append(&self, items: &[(RowId, &[f32])]) -> Result<(Vec<u32>, bool), IndexError> {
         let mut g = self.graph.write();
         let mut seen = HashSet::with_capacity(items.len());
         for (id, _) in items {
@@ -229,14 +253,79 @@ impl NativeHnsw {
             ));
         }
         g.reserve(items.len());
-        self.pending.fetch_add(items.len(), Relaxed);
-        Ok(items
+        if g.linked {
+            self.pending.fetch_add(items.len(), Relaxed);
+        }
+        let slots = items
             .iter()
             .map(|(id, v)| {
                 let level = level_for(self.config.seed, *id, self.config.m);
                 g.push(*id, v, level, self.config.metric == Metric::Cosine)
             })
-            .collect())
+            .collect();
+        Ok((slots, g.linked))
+    }
+
+    /// Links every node of a graph not linked yet once it has more nodes than the exact
+    /// scan takes (the nodes were only appended so far: the scan needs no links, so a small
+    /// collection never pays for a graph it does not search), on `pool` or else on the
+    /// calling thread; then marks the graph linked, so that later inserts link their own
+    /// nodes. Searches scan exactly until then.
+    ///
+    /// One thread links; it goes on until no appended node is left unlinked, so an insert
+    /// that finds it busy returns at once (its nodes are scanned meanwhile). Its token in
+    /// `pending` keeps snapshots and compaction swaps off the half-linked graph.
+    fn link_backlog_if_due(&self, pool: Option<&rayon::ThreadPool>) {
+        {
+            let g = self.graph.read();
+            if g.linked || g.len() <= self.exact_scan_max_nodes.load(Relaxed) {
+                return;
+            }
+        }
+        let Some(_one) = self.backlog_lock.try_lock() else {
+            return;
+        };
+        {
+            let _gate = self.gate.read();
+            if self.graph.read().linked {
+                return;
+            }
+            self.pending.fetch_add(1, Relaxed);
+        }
+        let mut linked_upto = 0;
+        loop {
+            let upto = {
+                let mut g = self.graph.write();
+                if g.len() == linked_upto {
+                    g.linked = true;
+                    break;
+                }
+                g.len()
+            };
+            self.pending.fetch_add(upto - linked_upto, Relaxed);
+            let slots = linked_upto as u32..upto as u32;
+            match pool {
+                Some(pool) => pool.install(|| {
+                    slots
+                        .into_par_iter()
+                        .for_each_init(|| self.take_scratch(), |s, slot| self.link_slot(slot, s))
+                }),
+                None => {
+                    let mut s = self.take_scratch();
+                    slots.for_each(|slot| self.link_slot(slot, &mut s));
+                    self.put_scratch(s);
+                }
+            }
+            linked_upto = upto;
+        }
+        self.pending.fetch_sub(1, Relaxed);
+        tracing::debug!(nodes = linked_upto, "native HNSW linked its backlog");
+    }
+
+    /// Whether searches scan every vector instead of walking: a graph small enough, or one
+    /// whose nodes are not all linked yet.
+    fn scans(&self, g: &Graph) -> bool {
+        !g.linked || g.len() <= self.exact_scan_max_nodes.load(Relaxed)
     }
 
     /// Trains the 8-bit quantizer again once the graph has doubled since the last training
@@ -359,13 +448,17 @@ impl VectorIndex for NativeHnsw {
 
     fn insert(&self, id: RowId, vector: &[f32]) -> Result<(), IndexError> {
         check_vector(self.config.dim, self.config.metric, vector)?;
-        let slot = {
+        let (slots, link) = {
             let _gate = self.gate.read();
-            self.append(&[(id, vector)])?[0]
+            self.append(&[(id, vector)])?
         };
-        let mut s = self.take_scratch();
-        self.link_slot(slot, &mut s);
-        self.put_scratch(s);
+        if link {
+            let mut s = self.take_scratch();
+            self.link_slot(slots[0], &mut s);
+            self.put_scratch(s);
+        } else {
+            self.link_backlog_if_due(None);
+        }
         self.retrain_codes_if_due();
         Ok(())
     }
@@ -379,15 +472,19 @@ impl VectorIndex for NativeHnsw {
         // Check everything first (all or nothing); cosine rows are normalized in the arena,
         // so no copy of the batch is made.
         check_batch(dim, metric, items, pool)?;
-        let slots = {
+        let (slots, link) = {
             let _gate = self.gate.read();
             self.append(items)?
         };
-        pool.install(|| {
-            slots
-                .par_iter()
-                .for_each_init(|| self.take_scratch(), |s, &slot| self.link_slot(slot, s))
-        });
+        if link {
+            pool.install(|| {
+                slots
+                    .par_iter()
+                    .for_each_init(|| self.take_scratch(), |s, &slot| self.link_slot(slot, s))
+            });
+        } else {
+            self.link_backlog_if_due(Some(pool));
+        }
         self.retrain_codes_if_due();
         Ok(())
     }
@@ -435,7 +532,7 @@ impl VectorIndex for NativeHnsw {
 
     /// While the graph is scanned ([`NativeHnsw::exact_scan_max_nodes`]).
     fn search_batch_shares_work(&self) -> bool {
-        self.graph.read().len() <= self.exact_scan_max_nodes.load(Relaxed)
+        self.scans(&self.graph.read())
     }
 
     /// A graph small enough to be scanned is scanned once per four queries
@@ -447,7 +544,7 @@ impl VectorIndex for NativeHnsw {
     ) -> Vec<Result<Vec<Neighbor>, IndexError>> {
         let walk = |q: &[f32]| self.search_filtered(q, params, None::<RowFilter<'_>>);
         let g = self.graph.read();
-        if g.len() > self.exact_scan_max_nodes.load(Relaxed) || params.k == 0 {
+        if !self.scans(&g) || params.k == 0 {
             drop(g); // search_filtered takes its own read guard
             return queries.iter().map(|q| walk(q)).collect();
         }
@@ -520,7 +617,7 @@ impl NativeHnsw {
             return Ok(Vec::new());
         }
         let g = self.graph.read();
-        if g.len() <= self.exact_scan_max_nodes.load(Relaxed) {
+        if self.scans(&g) {
             return Ok(search::exact_scan(&g, &q, params.k, filter));
         }
         let ef = params.ef.max(params.k);

@@ -133,8 +133,18 @@ pub(super) fn decode<R: std::io::Read>(
             Some(words.into_iter().map(AtomicU32::new).collect())
         });
     }
+    // No entry point: a graph whose nodes wait to be linked (deferred linking), so no
+    // node may hold a link.
+    let unlinked = entry == u64::MAX;
+    let holds_links =
+        |words: &[AtomicU32], w: usize| words.chunks_exact(w).any(|l| l[0].load(Relaxed) != 0);
+    if unlinked
+        && (holds_links(&g.level0, w0) || g.upper.iter().flatten().any(|u| holds_links(u, w)))
+    {
+        return Err("links in a graph with no entry point".into());
+    }
     match top {
-        None if entry == u64::MAX => {}
+        _ if unlinked => {}
         Some(top) if entry >> 32 == u64::from(top) && (entry as u32 as usize) < n => {
             if g.levels[entry as u32 as usize] != top {
                 return Err(format!("entry point {entry:#x} is not a top node"));
@@ -144,6 +154,7 @@ pub(super) fn decode<R: std::io::Read>(
     }
     g.n_deleted.store(n_deleted, Relaxed);
     g.entry.store(entry, Relaxed);
+    g.linked = !unlinked;
     // Codes are not stored: trained on every loaded vector and made here.
     g.set_quantize_from(g.quantize_from);
     Ok(g)
