@@ -1,9 +1,10 @@
 //! Collection handles: writes (validated, atomic, durable on return) and reads.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use quiverdb_types::{Pk, RowId};
 use tokio::sync::oneshot;
 
@@ -14,7 +15,7 @@ use crate::integrity::{self, IntegrityReport};
 use crate::kv::{TreeId, WriteSet};
 use crate::record::{NewRecord, Record, RowEntry, WriteReceipt};
 use crate::schema::{CollectionState, Schema};
-use crate::write::{self, Plan};
+use crate::write::{self, Earlier, Plan};
 
 /// How often a point read retries when a concurrent write moves the row it was reading.
 const READ_RETRIES: usize = 8;
@@ -27,8 +28,14 @@ pub struct Collection {
 }
 
 /// # Invariants
-/// * `state.stored` equals the collection's record in the `collections` tree: it is replaced
-///   only after the commit that wrote it, under the same lock.
+/// * `state.stored` equals the collection's record in the `collections` tree once every
+///   write set in `unapplied` is applied: it is replaced only after the commit that wrote it
+///   is durable, under the same lock.
+/// * `unapplied` holds the write sets of this collection's commits that are durable but not
+///   yet applied to sled, in commit order; they are applied in that order, each before its
+///   writers hear back and before `last_seq` covers it. Only the flusher's commits leave
+///   any (pushed under `state`), so whoever holds `state` and finds it empty knows sled
+///   holds every commit.
 /// * `pruned_upto` is at least the stored change-log watermark, and no change-log entry at or
 ///   below the stored watermark exists (see `change_log.rs`).
 #[derive(Debug)]
@@ -46,8 +53,13 @@ pub(crate) struct CollInner {
     /// Batches waiting to be committed (write combining), and whether a blocking writer is
     /// committing them.
     pub(crate) queue: Mutex<CommitQueue>,
-    /// `state.stored.last_seq`, readable without the lock (readers poll it on every search).
+    /// The last commit sled holds (`state.stored.last_seq` once `unapplied` is empty),
+    /// readable without the lock (readers poll it on every search).
     pub(crate) last_seq: AtomicU64,
+    /// Durable write sets not yet applied to sled, oldest first (see the invariants).
+    pub(crate) unapplied: Mutex<VecDeque<Arc<WriteSet>>>,
+    /// Signalled each time one of `unapplied` is applied.
+    applied: Condvar,
     /// Change-log entries up to this sequence number may be gone. Raised before a prune's
     /// transaction commits, so a reader that checks it after reading the log notices every
     /// entry the prune removed under it.
@@ -57,10 +69,10 @@ pub(crate) struct CollInner {
     pub(crate) readers: Mutex<Vec<Weak<AtomicU64>>>,
 }
 
-/// Plans one batch against the collection state and the write set of the batches planned
-/// before it in the same transaction.
+/// Plans one batch against the collection state and the writes in front of sled (the
+/// batches planned before it in the same commit, and the commits not yet applied).
 pub(crate) type PlanFn =
-    Box<dyn FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>> + Send>;
+    Box<dyn FnOnce(&DbInner, &CollectionState, &Earlier<'_>) -> Result<Option<Plan>> + Send>;
 
 /// A batch queued for commit, with the channel its outcome goes back on.
 pub(crate) struct Queued {
@@ -99,6 +111,37 @@ pub(crate) struct CommitQueue {
 /// second the batches queued while the first synced.
 const LEAD_ROUNDS: usize = 2;
 
+/// Where a commit's write set is applied to sled (see [`Collection::commit_queued`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Apply {
+    /// On the committing thread.
+    Now,
+    /// On the database's applier thread.
+    Later,
+}
+
+/// The batch outcome for each writer once the commit is settled: `failure` (the commit's
+/// error, if any) for those that wrote; `seq` stands in the empty receipts of those that
+/// did not.
+fn answer(
+    outcomes: Vec<(Reply, Result<Option<WriteReceipt>>, u64)>,
+    failure: Option<Error>,
+    seq: u64,
+) {
+    for (reply, outcome, planned_seq) in outcomes {
+        let answer = match (outcome, &failure) {
+            (Ok(Some(_)), Some(e)) => Err(e.for_another_writer()),
+            (Ok(Some(receipt)), None) => Ok(receipt),
+            (Ok(None), _) => Ok(WriteReceipt {
+                seq: if failure.is_some() { seq } else { planned_seq },
+                ..WriteReceipt::default()
+            }),
+            (Err(e), _) => Err(e),
+        };
+        reply.send(answer);
+    }
+}
+
 impl std::fmt::Debug for Queued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Queued")
@@ -125,9 +168,33 @@ impl CollInner {
             dropped: AtomicBool::new(false),
             queue: Mutex::new(CommitQueue::default()),
             last_seq: AtomicU64::new(last_seq),
+            unapplied: Mutex::new(VecDeque::new()),
+            applied: Condvar::new(),
             pruned_upto: AtomicU64::new(pruned_upto),
             readers: Mutex::new(Vec::new()),
         })
+    }
+}
+
+impl CollInner {
+    /// Waits until sled holds every commit of this collection. Called with `state` held,
+    /// which keeps new unapplied commits out.
+    pub(crate) fn wait_applied(&self) {
+        let mut unapplied = self.unapplied.lock();
+        while !unapplied.is_empty() {
+            self.applied.wait(&mut unapplied);
+        }
+    }
+}
+
+/// Takes the oldest unapplied write set off its collection's list when dropped, so that a
+/// panicking apply job still lets the waiters of [`CollInner::wait_applied`] go.
+struct AppliedOne<'a>(&'a CollInner);
+
+impl Drop for AppliedOne<'_> {
+    fn drop(&mut self) {
+        self.0.unapplied.lock().pop_front();
+        self.0.applied.notify_all();
     }
 }
 
@@ -176,7 +243,7 @@ impl Collection {
     /// out; the others are unaffected.
     fn commit(
         &self,
-        plan: impl FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>>
+        plan: impl FnOnce(&DbInner, &CollectionState, &Earlier<'_>) -> Result<Option<Plan>>
             + Send
             + 'static,
     ) -> Result<WriteReceipt> {
@@ -212,7 +279,7 @@ impl Collection {
                 std::mem::take(&mut q.batches)
             };
             let mut st = self.inner.state.lock();
-            self.commit_queued(&mut st, queued);
+            self.commit_queued(&mut st, queued, Apply::Now);
         }
         let more = {
             let mut q = self.inner.queue.lock();
@@ -232,7 +299,7 @@ impl Collection {
     /// database's flusher thread (or to a sync writer that takes the lock first).
     async fn commit_async(
         &self,
-        plan: impl FnOnce(&DbInner, &CollectionState, &WriteSet) -> Result<Option<Plan>>
+        plan: impl FnOnce(&DbInner, &CollectionState, &Earlier<'_>) -> Result<Option<Plan>>
             + Send
             + 'static,
     ) -> Result<WriteReceipt> {
@@ -257,23 +324,38 @@ impl Collection {
         let mut st = self.inner.state.lock();
         let queued = std::mem::take(&mut self.inner.queue.lock().batches);
         if !queued.is_empty() {
-            self.commit_queued(&mut st, queued);
+            self.commit_queued(&mut st, queued, Apply::Later);
         }
     }
 
-    fn commit_queued(&self, st: &mut CollState, queued: Vec<Queued>) {
+    /// Plans the queued batches in order, each against the state and writes of the ones
+    /// before it, and commits them as one write set. With [`Apply::Now`] (a blocking
+    /// committer) the write set is applied to sled on this thread, after every unapplied
+    /// commit of the collection, and the writers are answered here. With [`Apply::Later`]
+    /// (the flusher thread) it is applied by the database's applier thread, which answers
+    /// the writers: the flusher plans, logs and syncs the next commit meanwhile, planning
+    /// against the unapplied write sets in front of sled.
+    fn commit_queued(&self, st: &mut CollState, queued: Vec<Queued>, apply: Apply) {
         if self.inner.dropped.load(Ordering::SeqCst) {
             for q in queued {
                 q.reply.send(Err(self.unknown()));
             }
             return;
         }
+        if apply == Apply::Now {
+            self.inner.wait_applied();
+        }
         let db = &self.inner.db;
+        let unapplied: Vec<Arc<WriteSet>> = self.inner.unapplied.lock().iter().cloned().collect();
         let mut state = st.stored.clone();
         let mut ws = WriteSet::default();
         let mut outcomes = Vec::with_capacity(queued.len());
         for q in queued {
-            let outcome = match (q.plan)(db, &state, &ws) {
+            let earlier = Earlier {
+                own: &ws,
+                unapplied: &unapplied,
+            };
+            let outcome = match (q.plan)(db, &state, &earlier) {
                 Ok(Some(plan)) => {
                     ws.merge(plan.ws);
                     state = plan.state;
@@ -285,28 +367,45 @@ impl Collection {
             outcomes.push((q.reply, outcome, state.last_seq));
         }
         let wrote = outcomes.iter().any(|(_, o, _)| matches!(o, Ok(Some(_))));
-        let committed = if wrote { db.commit(&ws) } else { Ok(()) };
-        if committed.is_ok() {
-            self.inner.last_seq.store(state.last_seq, Ordering::Release);
+        if !wrote {
+            return answer(outcomes, None, st.stored.last_seq);
+        }
+        let last = state.last_seq;
+        let logged = match db.log(&ws) {
+            Ok(logged) => logged,
+            Err(e) => return answer(outcomes, Some(e), st.stored.last_seq),
+        };
+        let Some(logged) = logged else {
+            // Applied already (a bulk write set, or a temporary store).
+            self.inner.last_seq.store(last, Ordering::Release);
             st.stored = state;
+            return answer(outcomes, None, last);
+        };
+        if apply == Apply::Now {
+            let applied = db.apply(logged, &ws);
+            if applied.is_ok() {
+                self.inner.last_seq.store(last, Ordering::Release);
+                st.stored = state;
+            }
+            return answer(outcomes, applied.err(), st.stored.last_seq);
         }
-        let failure = committed.err();
-        for (reply, outcome, seq) in outcomes {
-            let answer = match (outcome, &failure) {
-                (Ok(Some(_)), Some(e)) => Err(e.for_another_writer()),
-                (Ok(Some(receipt)), None) => Ok(receipt),
-                (Ok(None), _) => Ok(WriteReceipt {
-                    seq: if failure.is_some() {
-                        st.stored.last_seq
-                    } else {
-                        seq
-                    },
-                    ..WriteReceipt::default()
-                }),
-                (Err(e), _) => Err(e),
+        // Durable: later plans build on it, through `unapplied` until sled has it.
+        st.stored = state;
+        let ws = Arc::new(ws);
+        self.inner.unapplied.lock().push_back(Arc::clone(&ws));
+        let coll = self.clone();
+        db.group.apply_later(Box::new(move || {
+            let inner = &coll.inner;
+            let applied = {
+                let _done = AppliedOne(inner);
+                let applied = inner.db.apply(logged, &ws);
+                if applied.is_ok() {
+                    inner.last_seq.store(last, Ordering::Release);
+                }
+                applied
             };
-            reply.send(answer);
-        }
+            answer(outcomes, applied.err(), last);
+        }));
     }
 
     /// Inserts new records; durable when it returns `Ok`.
@@ -421,6 +520,7 @@ impl Collection {
         if self.inner.dropped.load(Ordering::SeqCst) {
             return Err(self.unknown());
         }
+        self.inner.wait_applied();
         Ok(st.stored.live as usize)
     }
 
@@ -499,6 +599,7 @@ impl Collection {
         if self.inner.dropped.load(Ordering::SeqCst) {
             return Err(self.unknown());
         }
+        self.inner.wait_applied();
         integrity::check(&self.inner.db, &st.stored)
     }
 }
@@ -556,12 +657,176 @@ mod tests {
             })
             .collect();
         let mut st = c.inner.state.lock();
-        c.commit_queued(&mut st, queued);
+        c.commit_queued(&mut st, queued, Apply::Now);
         drop(st);
         receivers
             .into_iter()
             .map(|mut rx| rx.try_recv().unwrap())
             .collect()
+    }
+
+    /// Blocks the database's applier thread until the returned sender is dropped.
+    fn hold_applier(c: &Collection) -> std::sync::mpsc::Sender<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        c.inner.db.group.apply_later(Box::new(move || {
+            let _ = rx.recv();
+        }));
+        tx
+    }
+
+    /// Commits `plans` as the flusher does (applied later, by the applier thread); returns
+    /// the writers' receivers.
+    fn commit_later(
+        c: &Collection,
+        plans: Vec<PlanFn>,
+    ) -> Vec<oneshot::Receiver<Result<WriteReceipt>>> {
+        let mut receivers = Vec::new();
+        let queued = plans
+            .into_iter()
+            .map(|plan| {
+                let (reply, rx) = oneshot::channel();
+                receivers.push(rx);
+                Queued {
+                    plan,
+                    reply: Reply::Async(reply),
+                }
+            })
+            .collect();
+        c.commit_queued(&mut c.inner.state.lock(), queued, Apply::Later);
+        receivers
+    }
+
+    fn wait(mut rx: oneshot::Receiver<Result<WriteReceipt>>) -> WriteReceipt {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match rx.try_recv() {
+                Ok(outcome) => return outcome.unwrap(),
+                Err(oneshot::error::TryRecvError::Empty)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                Err(e) => panic!("no outcome: {e}"),
+            }
+        }
+    }
+
+    /// The flusher's commits are durable before sled has them: later plans see them through
+    /// `unapplied` (a delete finds a key inserted, and the new row of a key upserted, by a
+    /// commit sled does not hold yet), writers hear back and `last_seq` moves only once
+    /// sled has them, and a blocking commit waits for them, so sled gets every commit in
+    /// log order. A reopen finds the same records.
+    #[test]
+    fn commits_not_yet_in_sled_are_seen_by_plans_and_applied_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let c = db
+            .create_collection("c", CollectionConfig::default())
+            .unwrap();
+        let rows = |pks: &[&str]| pks.iter().map(|p| rec(p, 1.0)).collect::<Vec<_>>();
+        c.insert(rows(&["k0", "k1", "k2"])).unwrap();
+        let before = c.last_seq();
+        let release = hold_applier(&c);
+        let put = |rows: Vec<NewRecord>, upsert: bool| -> PlanFn {
+            Box::new(move |db, st, ws| write::plan_put(db, st, ws, rows, upsert))
+        };
+        let del = |pks: &[&str]| -> PlanFn {
+            let pks: Vec<Pk> = pks.iter().map(|p| Pk::Str((*p).to_owned())).collect();
+            Box::new(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
+        };
+        let first = commit_later(
+            &c,
+            vec![put(rows(&["x1"]), false), put(rows(&["k1"]), true)],
+        );
+        assert_eq!(c.inner.unapplied.lock().len(), 1);
+        assert!(
+            c.get(&[Pk::Str("x1".into())]).unwrap()[0].is_none(),
+            "sled has it already"
+        );
+        assert_eq!(
+            c.last_seq(),
+            before,
+            "last_seq covers a commit sled does not hold"
+        );
+        let second = commit_later(&c, vec![del(&["x1", "k1"])]);
+        assert_eq!(c.inner.unapplied.lock().len(), 2);
+        // A blocking writer waits for both.
+        let blocking = std::thread::spawn({
+            let c = c.clone();
+            move || c.insert(vec![rec("y", 2.0)]).unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !blocking.is_finished(),
+            "a blocking commit overtook unapplied ones"
+        );
+        drop(release);
+        let mut first: Vec<WriteReceipt> = first.into_iter().map(wait).collect();
+        let second = wait(second.into_iter().next().unwrap());
+        let upserted = first.pop().unwrap();
+        let inserted = first.pop().unwrap();
+        assert_eq!(upserted.removed.len(), 1, "the upsert replaced k1");
+        let mut want = vec![inserted.inserted[0].clone(), upserted.inserted[0].clone()];
+        want.sort();
+        let mut got = second.removed.clone();
+        got.sort();
+        assert_eq!(got, want, "the delete saw the unapplied rows");
+        blocking.join().unwrap();
+        assert!(c.inner.unapplied.lock().is_empty());
+        assert_eq!(c.last_seq(), before + 4);
+        let present = |c: &Collection| -> Vec<bool> {
+            ["k0", "k1", "k2", "x1", "y"]
+                .iter()
+                .map(|p| c.get(&[Pk::Str((*p).into())]).unwrap()[0].is_some())
+                .collect()
+        };
+        assert_eq!(present(&c), [true, false, true, false, true]);
+        assert_eq!(c.count().unwrap(), 3);
+        c.check_integrity().unwrap();
+        drop((c, db));
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.open_collection("c").unwrap();
+        assert_eq!(present(&c), [true, false, true, false, true]);
+        c.check_integrity().unwrap();
+    }
+
+    /// A drop waits for the collection's commits on their way to sled, so its purge leaves
+    /// none of their keys behind.
+    #[test]
+    fn a_drop_waits_for_unapplied_commits_before_purging() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let c = db
+            .create_collection("c", CollectionConfig::default())
+            .unwrap();
+        c.insert(vec![rec("k0", 1.0)]).unwrap();
+        let cid = c.inner.id;
+        let release = hold_applier(&c);
+        let rows: Vec<NewRecord> = (0..50).map(|i| rec(&format!("x{i}"), i as f32)).collect();
+        let pending = commit_later(
+            &c,
+            vec![Box::new(move |db, st, ws| {
+                write::plan_put(db, st, ws, rows, false)
+            })],
+        );
+        let dropper = std::thread::spawn({
+            let db = db.clone();
+            move || db.drop_collection("c").unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!dropper.is_finished(), "the drop did not wait");
+        drop(release);
+        wait(pending.into_iter().next().unwrap());
+        assert!(dropper.join().unwrap());
+        for tree in [
+            TreeId::Rows,
+            TreeId::Vectors,
+            TreeId::PkIndex,
+            TreeId::Changes,
+        ] {
+            let left = c.inner.db.kv.scan_prefix(tree, &cid.prefix()).count();
+            assert_eq!(left, 0, "{tree:?}: keys of the dropped collection left");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::group_commit::GroupCommit;
 use crate::kv::{Kv, TreeId, WriteSet};
 use crate::schema::{validate_name, CollectionConfig, CollectionState, FORMAT_VERSION};
+use crate::wal::Logged;
 
 /// Every database open in this process, by canonical path. Entries whose database was dropped
 /// are dead `Weak`s, cleaned up by the next `open`.
@@ -72,12 +73,26 @@ impl DbInner {
     /// past its threshold, asks the flusher thread for a checkpoint, so no writer's call
     /// runs a whole sled flush itself.
     pub(crate) fn commit(&self, ws: &WriteSet) -> Result<()> {
-        self.kv.commit(ws)?;
+        match self.log(ws)? {
+            Some(logged) => self.apply(logged, ws),
+            None => Ok(()),
+        }
+    }
+
+    /// The first half of [`DbInner::commit`]: `ws` is durable when it returns `Ok`; `Some`
+    /// when sled has yet to see it, through [`DbInner::apply`] (see [`Kv::log`]).
+    pub(crate) fn log(&self, ws: &WriteSet) -> Result<Option<Logged>> {
+        let logged = self.kv.log(ws)?;
         self.group.committed_one();
         if self.kv.wants_checkpoint() {
             self.group.request_checkpoint();
         }
-        Ok(())
+        Ok(logged)
+    }
+
+    /// Applies a logged write set to sled (see [`Kv::apply`]).
+    pub(crate) fn apply(&self, logged: Logged, ws: &WriteSet) -> Result<()> {
+        self.kv.apply(logged, ws)
     }
 }
 
@@ -396,6 +411,10 @@ impl Database {
         let live = open.remove(name).and_then(|w| w.upgrade());
         // Holding the handle's state lock waits for an in-flight write and keeps new ones out.
         let guard = live.as_ref().map(|c| c.state.lock());
+        // ... and for its commits still on their way to sled, which the purge must follow.
+        if let Some(c) = &live {
+            c.wait_applied();
+        }
         let mut ws = WriteSet::default();
         ws.remove(TreeId::Catalog, name.as_bytes());
         ws.remove(TreeId::Collections, cid.prefix());

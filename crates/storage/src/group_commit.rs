@@ -1,4 +1,5 @@
-//! The flusher thread: commits for async writers, and runs the checkpoints that are due.
+//! The flusher and applier threads: commits for async writers, and the checkpoints that
+//! are due.
 //!
 //! A commit of an on-disk store is durable when it returns: its write-ahead log record is
 //! synced before sled sees it, and commits running at once share that `fdatasync` (see
@@ -10,7 +11,14 @@
 //!   scheduled so far, each committing its collection's whole queue as one write set. Async
 //!   writers thus never block an executor thread — a commit waits for the log's
 //!   `fdatasync`, and a checkpoint holds the log's lock for a whole sled flush — and the
-//!   batches queued during one commit are committed together by the next. Committing inline
+//!   batches queued during one commit are committed together by the next. The flusher only
+//!   plans, logs and syncs a commit; the **applier thread** applies it to sled and answers
+//!   its writers (jobs in order, so a collection's commits reach sled in log order), while
+//!   the flusher goes on with the next commit, planned against the write sets still on
+//!   their way to sled (`Collection::commit_queued`). Measured when it came in (binaries
+//!   alternating three times, `async_bursts … 20`, ms per 100): `add-new` 3.09–3.31 vs
+//!   3.31–3.50, `delete` 3.01–3.28 vs 3.15–3.28; `group_commit`'s 64 async tasks 43–47k vs
+//!   35–36k commits/s. Committing inline
 //!   when the collection's lock was free was measured (before commits synced) and gained
 //!   nothing (`async_bursts add-new 20`: 3.9–5.6 vs 3.8–3.9 ms per 100).
 //! * **Checkpoints.** A commit that finds the log past its threshold
@@ -24,8 +32,10 @@
 //! per 100 over three alternations (`add-new` within noise).
 //!
 //! # Invariants
-//! Every scheduled job runs exactly once: the thread runs the jobs left at shutdown before
-//! it exits. At most one checkpoint is pending at a time.
+//! Every scheduled job runs exactly once: each thread runs the jobs left at shutdown before
+//! it exits (the applier after the flusher, whose last jobs may hand it more). At most one
+//! checkpoint is pending at a time. A checkpoint waits for every logged commit to be
+//! applied (`Wal::applying`), which the applier does without any lock a checkpoint holds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,6 +70,28 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// The applier thread's queue.
+#[derive(Default)]
+struct ApplyQueue {
+    jobs: std::collections::VecDeque<CommitJob>,
+    shutdown: bool,
+}
+
+impl std::fmt::Debug for ApplyQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyQueue")
+            .field("jobs", &self.jobs.len())
+            .field("shutdown", &self.shutdown)
+            .finish()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Applier {
+    queue: Mutex<ApplyQueue>,
+    work: Condvar,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     state: Mutex<State>,
@@ -75,11 +107,20 @@ struct Shared {
 pub(crate) struct GroupCommit {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    applier: Arc<Applier>,
+    applier_thread: Option<JoinHandle<()>>,
 }
 
 impl GroupCommit {
     pub(crate) fn start(kv: Kv) -> Result<GroupCommit> {
         let shared = Arc::new(Shared::default());
+        let applier = Arc::new(Applier::default());
+        let applier_thread = std::thread::Builder::new()
+            .name("quiverdb-applier".to_owned())
+            .spawn({
+                let applier = Arc::clone(&applier);
+                move || run_applier(&applier)
+            })?;
         let thread = std::thread::Builder::new()
             .name("quiverdb-flusher".to_owned())
             .spawn({
@@ -89,7 +130,17 @@ impl GroupCommit {
         Ok(GroupCommit {
             shared,
             thread: Some(thread),
+            applier,
+            applier_thread: Some(applier_thread),
         })
+    }
+
+    /// Hands the applier thread a job: applying a logged commit to sled and answering its
+    /// writers. Jobs run one at a time in the order they were handed over, so the commits of
+    /// a collection reach sled in their log order.
+    pub(crate) fn apply_later(&self, job: CommitJob) {
+        self.applier.queue.lock().jobs.push_back(job);
+        self.applier.work.notify_one();
     }
 
     /// Hands a commit job to the thread.
@@ -124,14 +175,42 @@ impl GroupCommit {
 }
 
 impl Drop for GroupCommit {
+    /// Stops both threads once their jobs are done. The last handle on a database may be
+    /// dropped by one of them (a job holds its collection until the job ends, and the
+    /// writer it answered may have dropped everything else meanwhile): that thread is
+    /// not joined (it cannot join itself) but left to finish its loop, which ends at once.
     fn drop(&mut self) {
         self.shared.state.lock().shutdown = true;
         self.shared.work.notify_all();
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!("the quiverdb flusher thread panicked");
-            }
+        join_unless_current(self.thread.take(), "flusher");
+        // After the flusher: its last jobs may hand the applier more.
+        self.applier.queue.lock().shutdown = true;
+        self.applier.work.notify_all();
+        join_unless_current(self.applier_thread.take(), "applier");
+    }
+}
+
+fn join_unless_current(thread: Option<JoinHandle<()>>, name: &str) {
+    let Some(t) = thread else { return };
+    if t.thread().id() == std::thread::current().id() {
+        return;
+    }
+    if t.join().is_err() {
+        tracing::error!("the quiverdb {name} thread panicked");
+    }
+}
+
+/// The applier thread: runs apply jobs in order until shutdown and no job is left.
+fn run_applier(applier: &Applier) {
+    let mut q = applier.queue.lock();
+    loop {
+        while !q.shutdown && q.jobs.is_empty() {
+            applier.work.wait(&mut q);
         }
+        let Some(job) = q.jobs.pop_front() else {
+            break; // shut down, nothing left
+        };
+        parking_lot::MutexGuard::unlocked(&mut q, || run_jobs(vec![job]));
     }
 }
 
@@ -189,6 +268,40 @@ mod tests {
         }
         drop(gc);
         assert_eq!(*ran.lock(), (0..100).collect::<Vec<_>>());
+    }
+
+    /// A job may drop the last handle on the database, so `GroupCommit` is dropped on
+    /// its own thread: that must return (it once panicked: a thread cannot join itself)
+    /// and leave the thread to end.
+    #[test]
+    fn the_threads_may_drop_their_own_group_commit() {
+        for on_applier in [false, true] {
+            let gc = Arc::new(Mutex::new(Some(
+                GroupCommit::start(Kv::temporary().unwrap()).unwrap(),
+            )));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let job: CommitJob = Box::new({
+                let gc = Arc::clone(&gc);
+                move || {
+                    let last = gc.lock().take();
+                    drop(last);
+                    tx.send(()).unwrap();
+                }
+            });
+            {
+                let held = gc.lock();
+                let g = held.as_ref().unwrap();
+                if on_applier {
+                    g.apply_later(job);
+                } else {
+                    g.schedule(job);
+                }
+            }
+            rx.recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!("dropping it on its own thread (applier {on_applier}) did not return")
+                });
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sled::transaction::{TransactionError, Transactional};
 
 use crate::error::{Error, Result};
-use crate::wal::Wal;
+use crate::wal::{Logged, Wal};
 
 /// An owned value read from the store; callers only rely on `Deref<Target = [u8]>`.
 pub(crate) type Bytes = sled::IVec;
@@ -461,12 +461,36 @@ impl Kv {
     /// Applies `ws`. In an on-disk store: logged, synced, then applied to sled (see the
     /// `wal` module), so it is durable when this returns. In a temporary store: one sled
     /// transaction.
+    #[cfg(test)]
     pub(crate) fn commit(&self, ws: &WriteSet) -> Result<()> {
         if ws.is_empty() {
             return Ok(());
         }
         match &self.wal {
             Some(wal) => wal.commit(ws, self).map(drop),
+            None => self.apply_atomically(ws, None),
+        }
+    }
+
+    /// Commits `ws` up to durability: in an on-disk store logged and synced (see the `wal`
+    /// module), `Some` when sled has yet to see it, through [`Kv::apply`]; a temporary
+    /// store, an empty set and a bulk write set are applied here already (one sled
+    /// transaction).
+    pub(crate) fn log(&self, ws: &WriteSet) -> Result<Option<Logged>> {
+        if ws.is_empty() {
+            return Ok(None);
+        }
+        match &self.wal {
+            Some(wal) => wal.log(ws, self).map(Some),
+            None => self.apply_atomically(ws, None).map(|()| None),
+        }
+    }
+
+    /// Applies a write set [`Kv::log`] made durable (see `Wal::apply`).
+    pub(crate) fn apply(&self, logged: Logged, ws: &WriteSet) -> Result<()> {
+        match &self.wal {
+            Some(wal) => wal.apply(logged, ws, self).map(drop),
+            // Only a log makes `Logged` values.
             None => self.apply_atomically(ws, None),
         }
     }

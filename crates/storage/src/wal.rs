@@ -154,6 +154,25 @@ struct State {
     buf: Vec<u8>,
 }
 
+/// A commit whose record is durable and which the store may not have applied yet (see
+/// [`Wal::log`]).
+#[must_use = "a logged commit must be applied: a checkpoint waits for it"]
+#[derive(Debug)]
+pub(crate) struct Logged {
+    seq: u64,
+    /// A bulk write set, applied by `log` itself.
+    applied: bool,
+}
+
+/// Counts a logged commit off [`Wal::applying`] when dropped.
+struct AppliedOne<'a>(&'a Wal);
+
+impl Drop for AppliedOne<'_> {
+    fn drop(&mut self) {
+        self.0.applied_one();
+    }
+}
+
 impl Wal {
     /// Opens the log in `dir` (creating it if absent) and returns the records to replay on
     /// top of a sled state whose last commit is `durable_seq`, in order. The caller applies
@@ -244,8 +263,8 @@ impl Wal {
 
     /// Numbers `ws` and appends it under the commit lock, then makes it durable with a
     /// group `fdatasync` shared with every commit appended meanwhile, then applies it to
-    /// `store`. A write set larger than [`BYPASS_BYTES`] is applied atomically between two
-    /// checkpoints instead (see the module docs).
+    /// `store`: [`Wal::log`] then [`Wal::apply`]. A write set larger than [`BYPASS_BYTES`]
+    /// is applied atomically between two checkpoints instead (see the module docs).
     ///
     /// Commits that run at once must touch disjoint keys (the storage layer's locks see to
     /// it: a collection's commits are serialized, and collections' keys are disjoint), so
@@ -257,14 +276,26 @@ impl Wal {
     /// log: a replay would apply the record, so it cannot be taken back, and sled may hold
     /// part of it; the next open repairs that from the log. Returns the commit's sequence
     /// number.
+    #[cfg(test)]
     pub(crate) fn commit(&self, ws: &WriteSet, store: &impl Store) -> Result<u64> {
+        let logged = self.log(ws, store)?;
+        self.apply(logged, ws, store)
+    }
+
+    /// The first half of a commit: numbers `ws`, appends it and makes it durable. The
+    /// returned [`Logged`] must reach [`Wal::apply`] (a checkpoint waits for it), after
+    /// every earlier commit touching the same keys has been applied. A bulk write set is
+    /// applied (and made durable) here already.
+    pub(crate) fn log(&self, ws: &WriteSet, store: &impl Store) -> Result<Logged> {
         let seq = {
             let mut st = self.state.lock();
             self.check_writable()?;
             let seq = st.next_seq;
             let size = RECORD_HEADER_LEN + ws.encoded_len();
             if size > BYPASS_BYTES {
-                return self.commit_bulk(&mut st, ws, seq, store);
+                return self
+                    .commit_bulk(&mut st, ws, seq, store)
+                    .map(|seq| Logged { seq, applied: true });
             }
             let epoch = st.epoch;
             let mut buf = std::mem::take(&mut st.buf);
@@ -290,17 +321,39 @@ impl Wal {
             *self.applying.lock() += 1;
             seq
         };
-        let result = self.sync_through(seq).and_then(|()| {
-            store
-                .apply_logged(ws)
-                .map_err(|e| self.stop(format!("applying commit {seq} failed: {e}")))
-        });
+        if let Err(e) = self.sync_through(seq) {
+            self.applied_one();
+            return Err(e);
+        }
+        Ok(Logged {
+            seq,
+            applied: false,
+        })
+    }
+
+    /// The second half of a commit: applies a logged write set to `store`; returns its
+    /// sequence number. Refused once the log has stopped (an earlier commit's apply may
+    /// have failed; the next open's replay applies them all in order).
+    pub(crate) fn apply(&self, logged: Logged, ws: &WriteSet, store: &impl Store) -> Result<u64> {
+        let Logged { seq, applied } = logged;
+        if applied {
+            return Ok(seq);
+        }
+        // Counted off even if the store panics, or a checkpoint would wait for ever.
+        let _done = AppliedOne(self);
+        self.check_writable()?;
+        store
+            .apply_logged(ws)
+            .map_err(|e| self.stop(format!("applying commit {seq} failed: {e}")))?;
+        Ok(seq)
+    }
+
+    fn applied_one(&self) {
         let mut applying = self.applying.lock();
         *applying -= 1;
         if *applying == 0 {
             self.applied.notify_all();
         }
-        result.map(|()| seq)
     }
 
     /// Returns once record `seq` is durable: runs one `fdatasync` for every record appended

@@ -7,6 +7,7 @@
 //! before anything is written.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use quiverdb_types::{Metric, Pk, PkKind, RowId};
 
@@ -101,9 +102,27 @@ fn resolve_pk(state: &mut CollectionState, row: usize, pk: Option<Pk>, upsert: b
     }
 }
 
+/// What a plan sees in front of sled: the write set of the batches planned before it in
+/// the same commit, then the write sets of earlier commits that are durable but not yet
+/// applied to sled (the flusher's, see `Collection::commit_queued`), newest first.
+pub(crate) struct Earlier<'a> {
+    pub(crate) own: &'a WriteSet,
+    pub(crate) unapplied: &'a [Arc<WriteSet>],
+}
+
+impl Earlier<'_> {
+    /// What these write sets leave at `key`: `Some(Some(v))` a put, `Some(None)` a
+    /// removal, `None` nothing (sled's value stands).
+    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.own
+            .get(tree, key)
+            .or_else(|| self.unapplied.iter().rev().find_map(|ws| ws.get(tree, key)))
+    }
+}
+
 /// The row a key points at, as seen after `earlier` (the write set of the batches committed
 /// in the same transaction before this one).
-fn stored_row(db: &DbInner, earlier: &WriteSet, key: &[u8]) -> Result<Option<RowId>> {
+fn stored_row(db: &DbInner, earlier: &Earlier<'_>, key: &[u8]) -> Result<Option<RowId>> {
     match earlier.get(TreeId::PkIndex, key) {
         Some(Some(v)) => db.decoded(codec::decode_u64(v)).map(|r| Some(RowId(r))),
         Some(None) => Ok(None),
@@ -120,7 +139,7 @@ fn stored_row(db: &DbInner, earlier: &WriteSet, key: &[u8]) -> Result<Option<Row
 pub(crate) fn plan_put(
     db: &DbInner,
     current: &CollectionState,
-    earlier: &WriteSet,
+    earlier: &Earlier<'_>,
     rows: Vec<NewRecord>,
     upsert: bool,
 ) -> Result<Option<Plan>> {
@@ -189,7 +208,7 @@ pub(crate) fn plan_put(
 pub(crate) fn plan_delete(
     db: &DbInner,
     current: &CollectionState,
-    earlier: &WriteSet,
+    earlier: &Earlier<'_>,
     pks: &[Pk],
 ) -> Result<Option<Plan>> {
     let mut state = current.clone();
