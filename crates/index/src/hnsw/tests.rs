@@ -202,10 +202,15 @@ mod model {
 
         /// Random inserts, removes and searches against a `BTreeMap` model: membership,
         /// stored vectors and counts agree; hits are live, distinct, sorted, and with
-        /// `ef` above the row count the answer is exact.
+        /// `ef` above the row count the answer is exact. The scan limit is drawn too, so
+        /// the graph is linked at a random point of the sequence (tombstones included).
         #[test]
-        fn agrees_with_a_map(ops in proptest::collection::vec(op(), 1..120)) {
-            let h = walker(&cfg(Metric::L2, 3)).unwrap();
+        fn agrees_with_a_map(
+            ops in proptest::collection::vec(op(), 1..120),
+            scan_limit in 0usize..48,
+        ) {
+            let h = NativeHnsw::new(&cfg(Metric::L2, 3)).unwrap();
+            h.set_exact_scan_max_nodes(scan_limit);
             let mut model: BTreeMap<u64, [f32; 3]> = BTreeMap::new();
             for op in ops {
                 match op {
@@ -245,6 +250,8 @@ mod model {
                 prop_assert_eq!(h.vector(RowId(i)), Some(v.to_vec()));
             }
             prop_assert!(h.check_integrity().is_ok(), "{:?}", h.check_integrity());
+            let nodes = h.graph.read().len();
+            prop_assert_eq!(h.is_linked(), nodes > scan_limit);
         }
     }
 }
