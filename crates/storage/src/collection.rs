@@ -375,16 +375,19 @@ impl Collection {
             Ok(logged) => logged,
             Err(e) => return answer(outcomes, Some(e), st.stored.last_seq),
         };
+        // `last_seq` only grows: a bulk write set below is applied once the checkpoint it
+        // starts with has waited for every logged commit to reach sled, possibly before the
+        // applier thread has published the last of them.
         let Some(logged) = logged else {
             // Applied already (a bulk write set, or a temporary store).
-            self.inner.last_seq.store(last, Ordering::Release);
+            self.inner.last_seq.fetch_max(last, Ordering::AcqRel);
             st.stored = state;
             return answer(outcomes, None, last);
         };
         if apply == Apply::Now {
             let applied = db.apply(logged, &ws);
             if applied.is_ok() {
-                self.inner.last_seq.store(last, Ordering::Release);
+                self.inner.last_seq.fetch_max(last, Ordering::AcqRel);
                 st.stored = state;
             }
             return answer(outcomes, applied.err(), st.stored.last_seq);
@@ -400,7 +403,7 @@ impl Collection {
                 let _done = AppliedOne(inner);
                 let applied = inner.db.apply(logged, &ws);
                 if applied.is_ok() {
-                    inner.last_seq.store(last, Ordering::Release);
+                    inner.last_seq.fetch_max(last, Ordering::AcqRel);
                 }
                 applied
             };
