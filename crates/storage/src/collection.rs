@@ -375,11 +375,11 @@ impl Collection {
             Ok(logged) => logged,
             Err(e) => return answer(outcomes, Some(e), st.stored.last_seq),
         };
-        // `last_seq` only grows: a bulk write set below is applied once the checkpoint it
-        // starts with has waited for every logged commit to reach sled, possibly before the
-        // applier thread has published the last of them.
+        // `last_seq` is published here and by the applier thread, in commit order (this
+        // thread publishes only with nothing unapplied); `fetch_max` keeps it from ever
+        // going back should that change.
         let Some(logged) = logged else {
-            // Applied already (a bulk write set, or a temporary store).
+            // Applied already (a temporary store).
             self.inner.last_seq.fetch_max(last, Ordering::AcqRel);
             st.stored = state;
             return answer(outcomes, None, last);
@@ -645,43 +645,12 @@ mod tests {
         }
     }
 
-    /// Queues batches as concurrent writers would and commits them as one group.
-    fn commit_group(c: &Collection, plans: Vec<PlanFn>) -> Vec<Result<WriteReceipt>> {
-        let mut receivers = Vec::new();
-        let queued = plans
-            .into_iter()
-            .map(|plan| {
-                let (reply, rx) = oneshot::channel();
-                receivers.push(rx);
-                Queued {
-                    plan,
-                    reply: Reply::Async(reply),
-                }
-            })
-            .collect();
-        let mut st = c.inner.state.lock();
-        c.commit_queued(&mut st, queued, Apply::Now);
-        drop(st);
-        receivers
-            .into_iter()
-            .map(|mut rx| rx.try_recv().unwrap())
-            .collect()
-    }
-
-    /// Blocks the database's applier thread until the returned sender is dropped.
-    fn hold_applier(c: &Collection) -> std::sync::mpsc::Sender<()> {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        c.inner.db.group.apply_later(Box::new(move || {
-            let _ = rx.recv();
-        }));
-        tx
-    }
-
-    /// Commits `plans` as the flusher does (applied later, by the applier thread); returns
-    /// the writers' receivers.
-    fn commit_later(
+    /// Queues batches as concurrent writers would and commits them as one group, applied
+    /// as `apply` says; returns the writers' receivers.
+    fn commit_queued_as(
         c: &Collection,
         plans: Vec<PlanFn>,
+        apply: Apply,
     ) -> Vec<oneshot::Receiver<Result<WriteReceipt>>> {
         let mut receivers = Vec::new();
         let queued = plans
@@ -695,8 +664,33 @@ mod tests {
                 }
             })
             .collect();
-        c.commit_queued(&mut c.inner.state.lock(), queued, Apply::Later);
+        c.commit_queued(&mut c.inner.state.lock(), queued, apply);
         receivers
+    }
+
+    /// [`commit_queued_as`] applied on this thread: the outcomes are there on return.
+    fn commit_group(c: &Collection, plans: Vec<PlanFn>) -> Vec<Result<WriteReceipt>> {
+        commit_queued_as(c, plans, Apply::Now)
+            .into_iter()
+            .map(|mut rx| rx.try_recv().unwrap())
+            .collect()
+    }
+
+    /// [`commit_queued_as`] as the flusher does: applied by the applier thread.
+    fn commit_later(
+        c: &Collection,
+        plans: Vec<PlanFn>,
+    ) -> Vec<oneshot::Receiver<Result<WriteReceipt>>> {
+        commit_queued_as(c, plans, Apply::Later)
+    }
+
+    /// Blocks the database's applier thread until the returned sender is dropped.
+    fn hold_applier(c: &Collection) -> std::sync::mpsc::Sender<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        c.inner.db.group.apply_later(Box::new(move || {
+            let _ = rx.recv();
+        }));
+        tx
     }
 
     fn wait(mut rx: oneshot::Receiver<Result<WriteReceipt>>) -> WriteReceipt {

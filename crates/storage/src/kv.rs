@@ -473,9 +473,9 @@ impl Kv {
     }
 
     /// Commits `ws` up to durability: in an on-disk store logged and synced (see the `wal`
-    /// module), `Some` when sled has yet to see it, through [`Kv::apply`]; a temporary
-    /// store, an empty set and a bulk write set are applied here already (one sled
-    /// transaction).
+    /// module), returning the [`Logged`] commit for [`Kv::apply`] to finish (a bulk write
+    /// set is applied here already, and `apply` has nothing left to do); `None` when
+    /// nothing is left: an empty set, or a temporary store (one sled transaction here).
     pub(crate) fn log(&self, ws: &WriteSet) -> Result<Option<Logged>> {
         if ws.is_empty() {
             return Ok(None);
