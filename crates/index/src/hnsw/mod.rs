@@ -303,23 +303,28 @@ impl NativeHnsw {
                 g.len()
             };
             self.pending.fetch_add(upto - linked_upto, Relaxed);
-            let slots = linked_upto as u32..upto as u32;
-            match pool {
-                Some(pool) => pool.install(|| {
-                    slots
-                        .into_par_iter()
-                        .for_each_init(|| self.take_scratch(), |s, slot| self.link_slot(slot, s))
-                }),
-                None => {
-                    let mut s = self.take_scratch();
-                    slots.for_each(|slot| self.link_slot(slot, &mut s));
-                    self.put_scratch(s);
-                }
-            }
+            let slots: Vec<u32> = (linked_upto as u32..upto as u32).collect();
+            self.link_slots(&slots, pool);
             linked_upto = upto;
         }
         self.pending.fetch_sub(1, Relaxed);
         tracing::debug!(nodes = linked_upto, "native HNSW linked its backlog");
+    }
+
+    /// Links appended nodes, in parallel on `pool`, else in order on the calling thread.
+    fn link_slots(&self, slots: &[u32], pool: Option<&rayon::ThreadPool>) {
+        match pool {
+            Some(pool) => pool.install(|| {
+                slots
+                    .par_iter()
+                    .for_each_init(|| self.take_scratch(), |s, &slot| self.link_slot(slot, s))
+            }),
+            None => {
+                let mut s = self.take_scratch();
+                slots.iter().for_each(|&slot| self.link_slot(slot, &mut s));
+                self.put_scratch(s);
+            }
+        }
     }
 
     /// Whether searches scan every vector instead of walking: a graph small enough, or one
@@ -453,9 +458,7 @@ impl VectorIndex for NativeHnsw {
             self.append(&[(id, vector)])?
         };
         if link {
-            let mut s = self.take_scratch();
-            self.link_slot(slots[0], &mut s);
-            self.put_scratch(s);
+            self.link_slots(&slots, None);
         } else {
             self.link_backlog_if_due(None);
         }
@@ -477,11 +480,7 @@ impl VectorIndex for NativeHnsw {
             self.append(items)?
         };
         if link {
-            pool.install(|| {
-                slots
-                    .par_iter()
-                    .for_each_init(|| self.take_scratch(), |s, &slot| self.link_slot(slot, s))
-            });
+            self.link_slots(&slots, Some(pool));
         } else {
             self.link_backlog_if_due(Some(pool));
         }
