@@ -684,6 +684,17 @@ mod tests {
         commit_queued_as(c, plans, Apply::Later)
     }
 
+    /// An empty collection `c` in a new on-disk database (with a write-ahead log, so the
+    /// flusher's commits can be on their way to sled).
+    fn on_disk() -> (tempfile::TempDir, Database, Collection) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let c = db
+            .create_collection("c", CollectionConfig::default())
+            .unwrap();
+        (dir, db, c)
+    }
+
     /// Blocks the database's applier thread until the returned sender is dropped.
     fn hold_applier(c: &Collection) -> std::sync::mpsc::Sender<()> {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -715,11 +726,7 @@ mod tests {
     /// log order. A reopen finds the same records.
     #[test]
     fn commits_not_yet_in_sled_are_seen_by_plans_and_applied_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path()).unwrap();
-        let c = db
-            .create_collection("c", CollectionConfig::default())
-            .unwrap();
+        let (dir, db, c) = on_disk();
         let rows = |pks: &[&str]| pks.iter().map(|p| rec(p, 1.0)).collect::<Vec<_>>();
         c.insert(rows(&["k0", "k1", "k2"])).unwrap();
         let before = c.last_seq();
@@ -791,11 +798,7 @@ mod tests {
     /// none of their keys behind.
     #[test]
     fn a_drop_waits_for_unapplied_commits_before_purging() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path()).unwrap();
-        let c = db
-            .create_collection("c", CollectionConfig::default())
-            .unwrap();
+        let (_dir, db, c) = on_disk();
         c.insert(vec![rec("k0", 1.0)]).unwrap();
         let cid = c.inner.id;
         let release = hold_applier(&c);

@@ -210,7 +210,7 @@ fn run_applier(applier: &Applier) {
         let Some(job) = q.jobs.pop_front() else {
             break; // shut down, nothing left
         };
-        parking_lot::MutexGuard::unlocked(&mut q, || run_jobs(vec![job]));
+        parking_lot::MutexGuard::unlocked(&mut q, || run_job(job));
     }
 }
 
@@ -247,10 +247,12 @@ fn run_flusher(shared: &Shared, kv: &Kv) {
 /// Runs commit jobs; a panicking job drops its batches' reply channels, so their writers get
 /// an error instead of waiting forever, and the other jobs still run.
 fn run_jobs(jobs: Vec<CommitJob>) {
-    for job in jobs {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-            tracing::error!("a commit job panicked; its writers get an error");
-        }
+    jobs.into_iter().for_each(run_job);
+}
+
+fn run_job(job: CommitJob) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+        tracing::error!("a commit job panicked; its writers get an error");
     }
 }
 
