@@ -3,13 +3,14 @@
 //! `async_vs_sync` times each row once, as the tutorial does).
 //!
 //! ```text
-//! cargo run --release -p quiverdb --example async_bursts -- search|add|add-new|delete [BURSTS]
+//! cargo run --release -p quiverdb --example async_bursts -- search|add|add-new|delete|delete-new [BURSTS]
 //! ```
 //! `search`: k = 3 similarity searches over 1,000 documents. `add`: one document per call
 //! (the collection grows by 200 per burst). `add-new`: the demo's add rows, each burst into
 //! a new, empty collection (`drop_old`) on the same path, documents with the demo's
 //! metadata. `delete`: one delete per call by the demo's filter `id == 'doc_i'`, distinct
-//! documents each time, over a collection of 200 per burst.
+//! documents each time, over a collection of 200 per burst. `delete-new`: the demo's delete
+//! rows, each burst on a new collection of 1,000 documents added in one call just before.
 
 use std::time::Instant;
 
@@ -53,7 +54,7 @@ async fn call_async(
             .await
             .map(|_| ()),
         "add-new" => store.aadd_documents(docs(i..i + 1), None).await.map(|_| ()),
-        "delete" => {
+        "delete" | "delete-new" => {
             let n = store
                 .adelete(None, Some(&format!("id == 'doc_{i}'")))
                 .await?;
@@ -73,7 +74,7 @@ fn call_sync(store: &VectorStore, what: &str, round: usize, i: usize) -> quiverd
             .add_texts([format!("sync doc {round} {i}")], None, None)
             .map(|_| ()),
         "add-new" => store.add_documents(docs(i..i + 1), None).map(|_| ()),
-        "delete" => {
+        "delete" | "delete-new" => {
             let n = store.delete(None, Some(&format!("id == 'doc_{i}'")))?;
             assert_eq!(n, 1, "doc_{i}");
             Ok(())
@@ -103,14 +104,21 @@ async fn main() -> Result<(), quiverdb::Error> {
     let mut store = open(false)?;
     let n = match what.as_str() {
         "delete" => 200 * bursts,
-        "add-new" => 0,
+        "add-new" | "delete-new" => 0,
         _ => 1000,
     };
     store.add_documents(docs(0..n), None)?;
     let (mut sync_ms, mut async_ms) = (Vec::new(), Vec::new());
     for round in 0..bursts {
-        if what == "add-new" {
-            store = open(true)?;
+        let fresh = |round_docs| -> quiverdb::Result<VectorStore> {
+            let store = open(true)?;
+            store.add_documents(round_docs, None)?;
+            Ok(store)
+        };
+        match what.as_str() {
+            "add-new" => store = open(true)?,
+            "delete-new" => store = fresh(docs(round * 200..round * 200 + 1000))?,
+            _ => {}
         }
         let t = Instant::now();
         let tasks: Vec<_> = (0..100)
@@ -124,8 +132,10 @@ async fn main() -> Result<(), quiverdb::Error> {
                 .map_err(|e| quiverdb::Error::Panicked(e.to_string()))??;
         }
         async_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        if what == "add-new" {
-            store = open(true)?;
+        match what.as_str() {
+            "add-new" => store = open(true)?,
+            "delete-new" => store = fresh(docs(round * 200..round * 200 + 1000))?,
+            _ => {}
         }
         let t = Instant::now();
         for i in 100..200 {

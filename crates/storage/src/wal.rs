@@ -164,6 +164,13 @@ pub(crate) struct Logged {
     applied: bool,
 }
 
+impl Logged {
+    /// Whether `log` applied the write set itself (a bulk write set).
+    pub(crate) fn is_applied(&self) -> bool {
+        self.applied
+    }
+}
+
 /// Counts a logged commit off [`Wal::applying`] when dropped.
 struct AppliedOne<'a>(&'a Wal);
 
