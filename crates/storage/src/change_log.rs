@@ -52,6 +52,7 @@ impl Collection {
     pub fn changes_since(&self, seq: u64) -> Result<Vec<Change>> {
         self.check_live()?;
         self.check_not_pruned(seq)?;
+        self.inner().wait_readable()?;
         let Some(first) = seq.checked_add(1) else {
             return Ok(Vec::new());
         };
@@ -128,7 +129,8 @@ impl Collection {
             .map(|p| p.load(Ordering::SeqCst))
             .min()
             .unwrap_or(u64::MAX);
-        let upto = upto.min(pinned).min(self.last_seq());
+        // Entries past `sled_seq` may not be in sled yet: pruning stops short of them.
+        let upto = upto.min(pinned).min(inner.sled_seq.load(Ordering::Acquire));
         let old = inner.pruned_upto.load(Ordering::SeqCst);
         if upto == 0 || upto < old {
             return Ok(0);

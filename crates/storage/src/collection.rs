@@ -32,10 +32,14 @@ pub struct Collection {
 ///   write set in `unapplied` is applied: it is replaced only after the commit that wrote it
 ///   is durable, under the same lock.
 /// * `unapplied` holds the write sets of this collection's commits that are durable but not
-///   yet applied to sled, in commit order; they are applied in that order, each before its
-///   writers hear back and before `last_seq` covers it. Only the flusher's commits leave
-///   any (pushed under `state`), so whoever holds `state` and finds it empty knows sled
-///   holds every commit.
+///   yet applied to sled, in commit order; they are applied in that order. Only the
+///   flusher's commits leave any (pushed under `state`), so whoever holds `state` and finds
+///   it empty knows sled holds every commit.
+/// * `sled_seq <= last_seq`. A flusher's commit is pushed to `unapplied`, then `last_seq`
+///   covers it, then its writers hear back (durable is enough for them); the applier
+///   raises `sled_seq` past it before it takes it off `unapplied`. Every read of sled first
+///   waits until `sled_seq` reaches the `last_seq` it found ([`CollInner::wait_readable`]),
+///   so it sees every write whose call has returned.
 /// * `pruned_upto` is at least the stored change-log watermark, and no change-log entry at or
 ///   below the stored watermark exists (see `change_log.rs`).
 #[derive(Debug)]
@@ -53,9 +57,11 @@ pub(crate) struct CollInner {
     /// Batches waiting to be committed (write combining), and whether a blocking writer is
     /// committing them.
     pub(crate) queue: Mutex<CommitQueue>,
-    /// The last commit sled holds (`state.stored.last_seq` once `unapplied` is empty),
-    /// readable without the lock (readers poll it on every search).
+    /// The last durable commit, acknowledged or about to be (`state.stored.last_seq` once
+    /// its commit is durable), readable without the lock (readers poll it on every search).
     pub(crate) last_seq: AtomicU64,
+    /// The last commit sled holds (`last_seq` once `unapplied` is empty).
+    pub(crate) sled_seq: AtomicU64,
     /// Durable write sets not yet applied to sled, oldest first (see the invariants).
     pub(crate) unapplied: Mutex<VecDeque<Arc<WriteSet>>>,
     /// Signalled each time one of `unapplied` is applied.
@@ -168,6 +174,7 @@ impl CollInner {
             dropped: AtomicBool::new(false),
             queue: Mutex::new(CommitQueue::default()),
             last_seq: AtomicU64::new(last_seq),
+            sled_seq: AtomicU64::new(last_seq),
             unapplied: Mutex::new(VecDeque::new()),
             applied: Condvar::new(),
             pruned_upto: AtomicU64::new(pruned_upto),
@@ -184,6 +191,43 @@ impl CollInner {
         while !unapplied.is_empty() {
             self.applied.wait(&mut unapplied);
         }
+    }
+
+    /// Waits until sled holds every commit of this collection acknowledged so far, so that
+    /// a read of sled that follows sees every write whose call has returned. Returns at
+    /// once unless the applier thread is behind.
+    ///
+    /// # Errors
+    /// [`Error::WritesStopped`] when the applier failed to apply a commit: sled will not
+    /// get it before the database is reopened (whose replay applies it).
+    pub(crate) fn wait_readable(&self) -> Result<()> {
+        let target = self.last_seq.load(Ordering::Acquire);
+        if self.sled_seq.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let mut unapplied = self.unapplied.lock();
+        // An empty list with `sled_seq` still short: an apply failed (its guard took it
+        // off without raising `sled_seq`).
+        while self.sled_seq.load(Ordering::Acquire) < target && !unapplied.is_empty() {
+            self.applied.wait(&mut unapplied);
+        }
+        if self.sled_seq.load(Ordering::Acquire) >= target {
+            Ok(())
+        } else {
+            Err(self.db.kv.writes_stopped().unwrap_or_else(|| {
+                Error::Sled(format!(
+                    "commit {target} of collection {:?} did not reach sled",
+                    self.name
+                ))
+            }))
+        }
+    }
+
+    /// Records that sled holds every commit up to `seq`, which is durable: for commits
+    /// applied on the committing thread, whose writers hear back after this.
+    fn applied_through(&self, seq: u64) {
+        self.sled_seq.fetch_max(seq, Ordering::AcqRel);
+        self.last_seq.fetch_max(seq, Ordering::AcqRel);
     }
 }
 
@@ -332,9 +376,9 @@ impl Collection {
     /// before it, and commits them as one write set. With [`Apply::Now`] (a blocking
     /// committer) the write set is applied to sled on this thread, after every unapplied
     /// commit of the collection, and the writers are answered here. With [`Apply::Later`]
-    /// (the flusher thread) it is applied by the database's applier thread, which answers
-    /// the writers: the flusher plans, logs and syncs the next commit meanwhile, planning
-    /// against the unapplied write sets in front of sled.
+    /// (the flusher thread) the writers are answered once it is durable and it is applied by
+    /// the database's applier thread: the flusher plans, logs and syncs the next commit
+    /// meanwhile, planning against the unapplied write sets in front of sled.
     fn commit_queued(&self, st: &mut CollState, queued: Vec<Queued>, apply: Apply) {
         if self.inner.dropped.load(Ordering::SeqCst) {
             for q in queued {
@@ -375,39 +419,38 @@ impl Collection {
             Ok(logged) => logged,
             Err(e) => return answer(outcomes, Some(e), st.stored.last_seq),
         };
-        // `last_seq` is published here and by the applier thread, in commit order (this
-        // thread publishes only with nothing unapplied); `fetch_max` keeps it from ever
-        // going back should that change.
+        // `last_seq` and `sled_seq` only grow (`fetch_max`): the applier thread raises
+        // `sled_seq` for commits that were logged before this one.
         let Some(logged) = logged else {
             // Applied already (a temporary store).
-            self.inner.last_seq.fetch_max(last, Ordering::AcqRel);
+            self.inner.applied_through(last);
             st.stored = state;
             return answer(outcomes, None, last);
         };
         if apply == Apply::Now {
             let applied = db.apply(logged, &ws);
             if applied.is_ok() {
-                self.inner.last_seq.fetch_max(last, Ordering::AcqRel);
+                self.inner.applied_through(last);
                 st.stored = state;
             }
             return answer(outcomes, applied.err(), st.stored.last_seq);
         }
-        // Durable: later plans build on it, through `unapplied` until sled has it.
+        // Durable: later plans build on it, through `unapplied` until sled has it, and its
+        // writers hear back now. Reads of sled wait for the applier (`wait_readable`).
         st.stored = state;
         let ws = Arc::new(ws);
         self.inner.unapplied.lock().push_back(Arc::clone(&ws));
+        self.inner.last_seq.fetch_max(last, Ordering::AcqRel);
+        answer(outcomes, None, last);
         let coll = self.clone();
         db.group.apply_later(Box::new(move || {
             let inner = &coll.inner;
-            let applied = {
-                let _done = AppliedOne(inner);
-                let applied = inner.db.apply(logged, &ws);
-                if applied.is_ok() {
-                    inner.last_seq.fetch_max(last, Ordering::AcqRel);
-                }
-                applied
-            };
-            answer(outcomes, applied.err(), last);
+            let _done = AppliedOne(inner);
+            // A failure stops the log (`Error::WritesStopped`): later commits and reads
+            // that wait for this one get that error, and the next open's replay applies it.
+            if inner.db.apply(logged, &ws).is_ok() {
+                inner.sled_seq.fetch_max(last, Ordering::AcqRel);
+            }
         }));
     }
 
@@ -458,6 +501,7 @@ impl Collection {
     /// The records stored under `pks`, in the same order (`None` where there is none).
     pub fn get(&self, pks: &[Pk]) -> Result<Vec<Option<Record>>> {
         self.check_live()?;
+        self.inner.wait_readable()?;
         let db = &self.inner.db;
         pks.iter()
             .map(|pk| {
@@ -482,6 +526,7 @@ impl Collection {
     /// The record version stored under `row`, if it is still live.
     pub fn get_row(&self, row: RowId) -> Result<Option<Record>> {
         self.check_live()?;
+        self.inner.wait_readable()?;
         self.read_row(row)
     }
 
@@ -565,7 +610,11 @@ impl Collection {
         tree: TreeId,
         decode: impl Fn(&DbInner, RowId, &[u8]) -> Result<T> + 'a,
     ) -> impl Iterator<Item = Result<T>> + 'a {
-        let dropped = self.check_live().err().map(Err);
+        let dropped = self
+            .check_live()
+            .and_then(|()| self.inner.wait_readable())
+            .err()
+            .map(Err);
         let entries = self.inner.db.kv.scan_prefix(tree, &self.inner.id.prefix());
         let entries = dropped.is_none().then_some(entries).into_iter().flatten();
         dropped.into_iter().chain(entries.map(move |item| {
@@ -589,7 +638,8 @@ impl Collection {
     }
 
     /// Sequence number of the last committed batch (0 before the first). A batch counts as
-    /// committed once its write set is durable and applied, just before its writer returns.
+    /// committed once its write set is durable, just before its writer returns; reads wait
+    /// until sled holds it.
     pub fn last_seq(&self) -> u64 {
         self.inner.last_seq.load(Ordering::Acquire)
     }
@@ -719,11 +769,11 @@ mod tests {
         }
     }
 
-    /// The flusher's commits are durable before sled has them: later plans see them through
-    /// `unapplied` (a delete finds a key inserted, and the new row of a key upserted, by a
-    /// commit sled does not hold yet), writers hear back and `last_seq` moves only once
-    /// sled has them, and a blocking commit waits for them, so sled gets every commit in
-    /// log order. A reopen finds the same records.
+    /// The flusher's commits are durable before sled has them: their writers hear back and
+    /// `last_seq` moves at once, later plans see them through `unapplied` (a delete finds a
+    /// key inserted, and the new row of a key upserted, by a commit sled does not hold yet),
+    /// and a blocking commit waits for them, so sled gets every commit in log order. A
+    /// reopen finds the same records.
     #[test]
     fn commits_not_yet_in_sled_are_seen_by_plans_and_applied_in_order() {
         let (dir, db, c) = on_disk();
@@ -744,13 +794,14 @@ mod tests {
         );
         assert_eq!(c.inner.unapplied.lock().len(), 1);
         assert!(
-            c.get(&[Pk::Str("x1".into())]).unwrap()[0].is_none(),
-            "sled has it already"
+            !in_sled(&c, "x1"),
+            "sled has it already: the applier was not held"
         );
+        let mut first: Vec<WriteReceipt> = first.into_iter().map(wait).collect();
         assert_eq!(
             c.last_seq(),
-            before,
-            "last_seq covers a commit sled does not hold"
+            before + 2,
+            "last_seq missed an acknowledged commit"
         );
         let second = commit_later(&c, vec![del(&["x1", "k1"])]);
         assert_eq!(c.inner.unapplied.lock().len(), 2);
@@ -764,9 +815,8 @@ mod tests {
             !blocking.is_finished(),
             "a blocking commit overtook unapplied ones"
         );
-        drop(release);
-        let mut first: Vec<WriteReceipt> = first.into_iter().map(wait).collect();
         let second = wait(second.into_iter().next().unwrap());
+        drop(release);
         let upserted = first.pop().unwrap();
         let inserted = first.pop().unwrap();
         assert_eq!(upserted.removed.len(), 1, "the upsert replaced k1");
@@ -792,6 +842,67 @@ mod tests {
         let c = db.open_collection("c").unwrap();
         assert_eq!(present(&c), [true, false, true, false, true]);
         c.check_integrity().unwrap();
+    }
+
+    /// Whether sled itself holds key `pk` of `c` (no waiting for the applier).
+    fn in_sled(c: &Collection, pk: &str) -> bool {
+        let key = pk_key(c.inner.id, &Pk::Str(pk.to_owned()));
+        c.inner.db.kv.get(TreeId::PkIndex, key).unwrap().is_some()
+    }
+
+    /// A commit acknowledged before sled has it is seen by every read that starts after its
+    /// writer heard back: point reads, scans and the change log wait for the applier.
+    #[test]
+    fn reads_wait_until_sled_has_every_acknowledged_commit() {
+        let (_dir, _db, c) = on_disk();
+        c.insert(vec![rec("k0", 1.0)]).unwrap();
+        let before = c.last_seq();
+        let release = hold_applier(&c);
+        let pending = commit_later(
+            &c,
+            vec![Box::new(|db, st, ws| {
+                write::plan_put(db, st, ws, vec![rec("x1", 2.0)], false)
+            })],
+        );
+        let receipt = wait(pending.into_iter().next().unwrap());
+        assert_eq!(c.last_seq(), receipt.seq);
+        assert!(!in_sled(&c, "x1"), "the applier was not held");
+        let reader = std::thread::spawn({
+            let c = c.clone();
+            move || {
+                let got = c.get(&[Pk::Str("x1".into())]).unwrap().remove(0);
+                let scanned = c.scan().count();
+                let changes = c.changes_since(before).unwrap();
+                (got, scanned, changes)
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!reader.is_finished(), "a read did not wait for sled");
+        drop(release);
+        let (got, scanned, changes) = reader.join().unwrap();
+        assert_eq!(got.expect("x1 acknowledged").row, receipt.inserted[0].1);
+        assert_eq!(scanned, 2);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].seq, receipt.seq);
+        assert!(
+            c.prune_changes(u64::MAX).unwrap() >= 1,
+            "prune stopped short of what sled holds"
+        );
+    }
+
+    /// An apply that failed leaves `sled_seq` short of `last_seq` with nothing left to
+    /// apply: a read fails at once instead of waiting for ever.
+    #[test]
+    fn a_read_fails_rather_than_waits_for_a_commit_that_never_reaches_sled() {
+        let (_dir, _db, c) = on_disk();
+        c.insert(vec![rec("k0", 1.0)]).unwrap();
+        // What a failed apply leaves (its guard took the write set off `unapplied`).
+        c.inner.last_seq.fetch_add(1, Ordering::SeqCst);
+        let err = c.get(&[Pk::Str("k0".into())]).unwrap_err();
+        assert!(
+            err.to_string().contains("did not reach sled"),
+            "unexpected error: {err}"
+        );
     }
 
     /// A drop waits for the collection's commits on their way to sled, so its purge leaves

@@ -589,6 +589,11 @@ impl Kv {
         Ok(removed)
     }
 
+    /// The error that stopped the write-ahead log, if it stopped (see `Wal::stop`).
+    pub(crate) fn writes_stopped(&self) -> Option<Error> {
+        self.wal.as_ref().and_then(|w| w.check_writable().err())
+    }
+
     /// `fdatasync` calls of the write-ahead log made for commits (0 without a log).
     pub(crate) fn log_sync_count(&self) -> u64 {
         self.wal.as_ref().map_or(0, |w| w.sync_count())

@@ -41,9 +41,12 @@
 //! methods have the database's flusher thread commit for them and await on a tokio
 //! `oneshot`, never blocking the executor; the library never creates a runtime. Point reads
 //! and scans take no lock (a scan is not a snapshot); `count` and `schema` read the
-//! in-memory state under the collection's write lock, `last_seq` an atomic. Readers may
-//! see a batch as soon as it is applied, slightly before its writer's call returns, and one
-//! key at a time: a key's index entry after its row, a row after its vector. Opening the
+//! in-memory state under the collection's write lock, `last_seq` an atomic. An async
+//! writer hears back once its batch is durable in the log, possibly before sled has it;
+//! a read of sled first waits until sled holds every batch acknowledged so far, so it sees
+//! every write whose call has returned. Readers may also see a batch as soon as it is
+//! applied, before its writer's call returns, and one key at a time: a key's index entry
+//! after its row, a row after its vector. Opening the
 //! same path twice in a process returns the same database; another process gets
 //! [`Error::Locked`].
 //!

@@ -430,7 +430,7 @@ impl Wal {
         Error::WritesStopped { detail }
     }
 
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         match self.stopped.get() {
             Some(detail) => Err(Error::WritesStopped {
                 detail: detail.clone(),
