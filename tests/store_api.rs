@@ -653,6 +653,59 @@ async fn many_concurrent_tasks_match_a_model() {
     assert_eq!(s.get_pks("i >= 0").unwrap().len(), 66);
 }
 
+/// Async adds whose futures are dropped at every stage (before the commit, while it is
+/// queued, after it is durable) leave the index, the rows and storage in agreement, also
+/// after a reopen: a write either committed whole (and is searchable) or did not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_async_adds_leave_the_index_and_storage_in_agreement() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        VectorStore::builder()
+            .path(dir.path())
+            .embeddings(HashingEmbeddings::new(64))
+            .open()
+            .unwrap()
+    };
+    let s = open();
+    s.add_texts(["seed"], None, None).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..120u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let m = meta(&[("i", Value::Int(i as i64))]);
+            let add = s.aadd_texts([format!("task {i}")], Some(vec![m]), None);
+            // From 0 (dropped after the first poll) to 4.8 ms (usually finished).
+            let budget = std::time::Duration::from_micros(i * 40);
+            tokio::time::timeout(budget, add).await.is_ok()
+        }));
+    }
+    let mut finished = 0;
+    for t in tasks {
+        finished += usize::from(t.await.unwrap());
+    }
+    // Committed after every batch the dropped futures queued, so its apply covers them.
+    s.add_texts(["last"], None, None).unwrap();
+    let stored = s.count().unwrap();
+    assert!(
+        stored >= finished + 2 && stored <= 122,
+        "{stored} stored, {finished} finished"
+    );
+    let indexed = s
+        .similarity_search_by_vector(&[0.1; 64], &SearchOptions::k(500))
+        .unwrap();
+    assert_eq!(indexed.len(), stored, "the index and storage disagree");
+    let tagged = s.get_pks("i >= 0").unwrap();
+    assert_eq!(tagged.len(), stored - 2, "the rows and storage disagree");
+    drop(s);
+    let s = open();
+    assert_eq!(s.count().unwrap(), stored);
+    let mut again = s.get_pks("i >= 0").unwrap();
+    let mut tagged = tagged;
+    tagged.sort_by_key(|p| p.to_string());
+    again.sort_by_key(|p| p.to_string());
+    assert_eq!(again, tagged, "a reopen found other records");
+}
+
 #[test]
 fn from_texts_and_from_documents() {
     let s = VectorStore::from_texts(

@@ -4,10 +4,13 @@
 //! # Invariants
 //! * Storage is the source of truth. The index and [`Rows`] reflect exactly the storage
 //!   batches with sequence numbers `<= applied_seq`, applied in sequence order.
-//! * A batch is applied by the writer that committed it (from the data it still holds)
-//!   or, if that writer is late, cancelled or failed after the commit, by whoever next
-//!   finds `applied_seq < storage.last_seq()` (from storage's change log). Applying is
-//!   idempotent, so both paths can meet without harm.
+//! * A batch of this store's writers is queued, with the data its writer holds, by the
+//!   commit hook storage runs in sequence order as it settles the commit (`write.rs`),
+//!   whether or not the writer still waits; the first drain after applies it. A batch
+//!   this store did not queue (another handle's, or one whose data could not be paired) is
+//!   read from storage's change log by whoever next finds a gap in the queue or
+//!   `applied_seq < storage.last_seq()`. Applying is idempotent, so both paths can meet
+//!   without harm.
 //! * The collection's [`ChangePin`] sits at `applied_seq` (at 0 while loading): storage
 //!   never prunes change-log entries this collection has yet to apply. Entries up to a
 //!   written index snapshot are pruned after the snapshot is on disk.
@@ -446,18 +449,28 @@ impl LiveCollection {
         self.pending.lock().keys().any(|s| *s > applied)
     }
 
-    /// Queues a batch its writer committed, for the next drain.
-    fn submit(&self, batch: CommittedBatch) {
+    /// Queues a committed batch for the next drain. The store's writers queue theirs from
+    /// storage's commit hook, which runs in sequence order (`write.rs`), so their batches
+    /// arrive without gaps, also those whose writer stopped waiting.
+    pub(crate) fn submit(&self, batch: CommittedBatch) {
         if batch.seq > self.applied_seq.load(Ordering::SeqCst) {
             self.pending.lock().entry(batch.seq).or_insert(batch);
         }
     }
 
     /// Applies a committed batch (blocking): queues it, then drains the queue, waiting for
-    /// a drain already running to finish first.
+    /// a drain already running to finish first (tests; the store's writers queue theirs
+    /// from the commit hook).
+    #[cfg(test)]
     pub fn apply(&self, batch: CommittedBatch) -> Result<()> {
         let seq = batch.seq;
         self.submit(batch);
+        self.apply_queued(seq)
+    }
+
+    /// Applies the queued batch `seq` (blocking): drains the queue, waiting for a drain
+    /// already running to finish first.
+    pub fn apply_queued(&self, seq: u64) -> Result<()> {
         let _apply = self.lock_applier();
         if self.applied_seq.load(Ordering::SeqCst) >= seq {
             return Ok(()); // another writer's drain took it
@@ -467,15 +480,22 @@ impl LiveCollection {
 
     /// Applies a committed batch from async code: queues it, makes sure a drain runs on the
     /// CPU pool, and waits until the batch is applied. Concurrent writers' batches are
-    /// merged into one index update that the pool builds in parallel.
+    /// merged into one index update that the pool builds in parallel (tests, as `apply`).
+    #[cfg(test)]
     pub async fn apply_async(
         self: &Arc<Self>,
         batch: CommittedBatch,
         pool: &CpuPool,
     ) -> Result<()> {
         let seq = batch.seq;
-        let mut applied = self.applied_tx.subscribe();
         self.submit(batch);
+        self.apply_queued_async(seq, pool).await
+    }
+
+    /// Applies the queued batch `seq` from async code: makes sure a drain runs on the CPU
+    /// pool, and waits until the batch is applied.
+    pub async fn apply_queued_async(self: &Arc<Self>, seq: u64, pool: &CpuPool) -> Result<()> {
+        let mut applied = self.applied_tx.subscribe();
         let live = self.clone();
         pool.run(move || live.drain_if_idle()).await?;
         let outcome = applied
@@ -508,8 +528,8 @@ impl LiveCollection {
     }
 
     /// Applies every queued batch in sequence order as one merged update. A gap (a batch
-    /// committed but not queued: its writer is late, or its future was dropped) is filled
-    /// from storage's change log first.
+    /// committed but not queued: another handle's, or one whose data could not be paired)
+    /// is filled from storage's change log first.
     fn drain_locked(&self) -> Result<()> {
         let result = self.drain_queue();
         if let Err(e) = &result {

@@ -2,9 +2,10 @@
 //! commit to storage (durable on return), then apply to the derived state.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use quiverdb_storage::{NewRecord, WriteReceipt};
+use quiverdb_storage::{Batch, CommitHook, NewRecord, WriteReceipt};
 use quiverdb_types::{Metadata, Pk, PkKind};
 
 use crate::live::{CommittedBatch, CommittedRow, LiveCollection};
@@ -12,17 +13,10 @@ use crate::rows::RowData;
 use crate::rules::check_ids;
 use crate::{Error, Result};
 
-/// What kind of storage batch a write is.
-pub(crate) enum WriteOp {
-    Insert(Vec<NewRecord>),
-    Upsert(Vec<NewRecord>),
-    Delete(Vec<Pk>),
-}
-
 /// A validated write, not yet committed.
 pub(crate) struct PreparedWrite {
     pub live: Arc<LiveCollection>,
-    pub op: WriteOp,
+    pub op: Batch,
     /// Key (when the caller gave one), text, metadata and vector of each record, in input
     /// order.
     pub payload: Vec<Payload>,
@@ -42,9 +36,9 @@ impl PreparedWrite {
             })
             .collect();
         let op = if upsert {
-            WriteOp::Upsert(records)
+            Batch::Upsert(records)
         } else {
-            WriteOp::Insert(records)
+            Batch::Insert(records)
         };
         PreparedWrite { live, op, payload }
     }
@@ -52,37 +46,56 @@ impl PreparedWrite {
     pub fn delete(live: Arc<LiveCollection>, pks: Vec<Pk>) -> Self {
         PreparedWrite {
             live,
-            op: WriteOp::Delete(pks),
+            op: Batch::Delete(pks),
             payload: Vec::new(),
         }
     }
 
     /// Commits and waits for durability on this thread.
     pub fn commit(self) -> Result<CommittedWrite> {
-        let receipt = match self.op {
-            WriteOp::Insert(r) => self.live.coll.insert(r)?,
-            WriteOp::Upsert(r) => self.live.coll.upsert(r)?,
-            WriteOp::Delete(p) => self.live.coll.delete(&p)?,
-        };
+        let (live, batch, hook, submitted) = self.into_batch_and_hook();
+        let receipt = live.coll.write(batch, Some(hook))?;
         Ok(CommittedWrite {
-            live: self.live,
+            live,
             receipt,
-            payload: self.payload,
+            submitted,
         })
     }
 
     /// Commits and awaits durability through storage's group commit.
     pub async fn acommit(self) -> Result<CommittedWrite> {
-        let receipt = match self.op {
-            WriteOp::Insert(r) => self.live.coll.insert_async(r).await?,
-            WriteOp::Upsert(r) => self.live.coll.upsert_async(r).await?,
-            WriteOp::Delete(p) => self.live.coll.delete_async(p).await?,
-        };
+        let (live, batch, hook, submitted) = self.into_batch_and_hook();
+        let receipt = live.coll.write_async(batch, Some(hook)).await?;
         Ok(CommittedWrite {
-            live: self.live,
+            live,
             receipt,
-            payload: self.payload,
+            submitted,
         })
+    }
+
+    /// The storage batch, and the hook that queues the committed batch, paired with the
+    /// writer's data, for the derived state. Storage runs the hook in sequence order as it
+    /// settles the commit, before the writer hears back and whether or not it still waits
+    /// (a dropped future), so the queue gets this store's batches without gaps and none is
+    /// lost. The flag says whether the hook queued one.
+    fn into_batch_and_hook(self) -> (Arc<LiveCollection>, Batch, CommitHook, Arc<AtomicBool>) {
+        let PreparedWrite {
+            live,
+            op: batch,
+            payload,
+        } = self;
+        let submitted = Arc::new(AtomicBool::new(false));
+        let flag = submitted.clone();
+        let hooked = live.clone();
+        let hook: CommitHook = Box::new(move |outcome| {
+            let live = hooked;
+            let Ok(receipt) = outcome else { return };
+            if let Some(batch) = pair(&live, receipt, payload) {
+                live.submit(batch);
+                flag.store(true, Ordering::Release);
+            }
+        });
+        (live, batch, hook, submitted)
     }
 }
 
@@ -93,28 +106,29 @@ pub(crate) type Payload = (Option<Pk>, String, Metadata, Vec<f32>);
 pub(crate) struct CommittedWrite {
     live: Arc<LiveCollection>,
     receipt: WriteReceipt,
-    payload: Vec<Payload>,
+    /// Whether the commit hook queued its batch for the derived state.
+    submitted: Arc<AtomicBool>,
 }
 
 impl CommittedWrite {
     /// Applies the write to the index and rows (blocking); returns the receipt.
     pub fn apply(self) -> Result<WriteReceipt> {
-        let (live, receipt, todo) = self.into_batch();
-        match todo {
-            ToApply::Nothing => return Ok(receipt),
-            ToApply::Batch(batch) => live.apply(batch)?,
+        let CommittedWrite { live, receipt, .. } = &self;
+        match self.todo() {
+            ToApply::Nothing => return Ok(self.receipt),
+            ToApply::Queued(seq) => live.apply_queued(seq)?,
             ToApply::FromLog => live.catch_up_wait()?,
         }
         live.maybe_maintain();
-        Ok(receipt)
+        Ok(receipt.clone())
     }
 
     /// Applies the write from async code, merged with concurrent writers' batches.
     pub async fn apply_async(self, pool: &crate::bridge::CpuPool) -> Result<WriteReceipt> {
-        let (live, receipt, todo) = self.into_batch();
-        match todo {
-            ToApply::Nothing => return Ok(receipt),
-            ToApply::Batch(batch) => live.apply_async(batch, pool).await?,
+        let live = &self.live;
+        match self.todo() {
+            ToApply::Nothing => return Ok(self.receipt),
+            ToApply::Queued(seq) => live.apply_queued_async(seq, pool).await?,
             ToApply::FromLog => {
                 // Waits on the applier lock: never on a pool thread (its holder may be
                 // waiting for the pool).
@@ -125,70 +139,79 @@ impl CommittedWrite {
             }
         }
         live.maybe_maintain();
-        Ok(receipt)
+        Ok(self.receipt)
     }
 
-    /// Pairs the receipt's rows with the data the writer holds: in input order, or by key
-    /// when storage kept only the last record of a key repeated in an upsert.
-    fn into_batch(self) -> (Arc<LiveCollection>, WriteReceipt, ToApply) {
-        let CommittedWrite {
-            live,
-            receipt,
-            mut payload,
-        } = self;
-        if receipt.inserted.is_empty() && receipt.removed.is_empty() {
+    fn todo(&self) -> ToApply {
+        if self.receipt.inserted.is_empty() && self.receipt.removed.is_empty() {
             // Nothing was committed: the receipt's seq is someone else's.
-            return (live, receipt, ToApply::Nothing);
+            ToApply::Nothing
+        } else if self.submitted.load(Ordering::Acquire) {
+            ToApply::Queued(self.receipt.seq)
+        } else {
+            ToApply::FromLog
         }
-        if receipt.inserted.len() != payload.len() {
-            let mut last: HashMap<Pk, Payload> = HashMap::new();
-            for p in payload {
-                if let Some(pk) = p.0.clone() {
-                    last.insert(pk, p);
-                }
-            }
-            payload = receipt
-                .inserted
-                .iter()
-                .filter_map(|(pk, _)| last.remove(pk))
-                .collect();
-            if payload.len() != receipt.inserted.len() {
-                tracing::error!(
-                    collection = live.coll.name(),
-                    "storage reported rows this writer did not send; applying from the log"
-                );
-                return (live, receipt, ToApply::FromLog);
+    }
+}
+
+/// Pairs a receipt's rows with the data the writer holds: in input order, or by key when
+/// storage kept only the last record of a key repeated in an upsert. `None` for a receipt
+/// that wrote nothing, or one that cannot be paired (to be applied from the log).
+fn pair(
+    live: &LiveCollection,
+    receipt: &WriteReceipt,
+    mut payload: Vec<Payload>,
+) -> Option<CommittedBatch> {
+    if receipt.inserted.is_empty() && receipt.removed.is_empty() {
+        return None;
+    }
+    if receipt.inserted.len() != payload.len() {
+        let mut last: HashMap<Pk, Payload> = HashMap::new();
+        for p in payload {
+            if let Some(pk) = p.0.clone() {
+                last.insert(pk, p);
             }
         }
-        let inserted = receipt
+        payload = receipt
             .inserted
             .iter()
-            .zip(payload)
-            .map(|((pk, row), (_, text, metadata, vector))| CommittedRow {
-                row: *row,
-                data: Arc::new(RowData {
-                    pk: pk.clone(),
-                    text,
-                    metadata,
-                }),
-                vector,
-            })
+            .filter_map(|(pk, _)| last.remove(pk))
             .collect();
-        let batch = CommittedBatch {
-            seq: receipt.seq,
-            inserted,
-            removed: receipt.removed.iter().map(|(_, r)| *r).collect(),
-        };
-        (live, receipt, ToApply::Batch(batch))
+        if payload.len() != receipt.inserted.len() {
+            tracing::error!(
+                collection = live.coll.name(),
+                "storage reported rows this writer did not send; applying from the log"
+            );
+            return None;
+        }
     }
+    let inserted = receipt
+        .inserted
+        .iter()
+        .zip(payload)
+        .map(|((pk, row), (_, text, metadata, vector))| CommittedRow {
+            row: *row,
+            data: Arc::new(RowData {
+                pk: pk.clone(),
+                text,
+                metadata,
+            }),
+            vector,
+        })
+        .collect();
+    Some(CommittedBatch {
+        seq: receipt.seq,
+        inserted,
+        removed: receipt.removed.iter().map(|(_, r)| *r).collect(),
+    })
 }
 
 /// What a committed write leaves for the derived state.
 enum ToApply {
     /// The write changed nothing.
     Nothing,
-    /// Its batch, paired with the writer's data.
-    Batch(CommittedBatch),
+    /// Its batch (this sequence number) is queued, paired with the writer's data.
+    Queued(u64),
     /// Apply it from storage's change log (the writer's data could not be paired).
     FromLog,
 }

@@ -80,25 +80,71 @@ pub(crate) struct CollInner {
 pub(crate) type PlanFn =
     Box<dyn FnOnce(&DbInner, &CollectionState, &Earlier<'_>) -> Result<Option<Plan>> + Send>;
 
-/// A batch queued for commit, with the channel its outcome goes back on.
+/// Runs with a batch's outcome on the thread that settles its commit, in commit order
+/// (the order of the batches' sequence numbers), just before its writer hears back, and
+/// also when that writer has stopped waiting (a dropped future). For code that derives
+/// state from every committed batch in order, such as the store's index (see
+/// [`Collection::write`]). It runs with the collection's write lock held: keep it short,
+/// and do not call the collection from it. A panic in it is logged and ignored.
+pub type CommitHook = Box<dyn FnOnce(&Result<WriteReceipt>) + Send>;
+
+/// One batch of writes to a collection, for [`Collection::write`] and
+/// [`Collection::write_async`].
+#[derive(Debug, Clone)]
+pub enum Batch {
+    /// New records ([`Collection::insert`]).
+    Insert(Vec<NewRecord>),
+    /// Records inserted or replaced by key ([`Collection::upsert`]).
+    Upsert(Vec<NewRecord>),
+    /// Keys to delete ([`Collection::delete`]).
+    Delete(Vec<Pk>),
+}
+
+impl Batch {
+    fn plan(self) -> PlanFn {
+        match self {
+            Batch::Insert(rows) => {
+                Box::new(move |db, st, ws| write::plan_put(db, st, ws, rows, false))
+            }
+            Batch::Upsert(rows) => {
+                Box::new(move |db, st, ws| write::plan_put(db, st, ws, rows, true))
+            }
+            Batch::Delete(pks) => Box::new(move |db, st, ws| write::plan_delete(db, st, ws, &pks)),
+        }
+    }
+}
+
+/// A batch queued for commit, with where its outcome goes.
 pub(crate) struct Queued {
     plan: PlanFn,
     reply: Reply,
 }
 
-/// Where a queued batch's outcome goes: a blocking writer waits on a std channel (usable
-/// inside or outside a tokio runtime), an async one on a tokio `oneshot`.
-enum Reply {
+/// Where a queued batch's outcome goes: its hook, if any, then its writer.
+struct Reply {
+    to: ReplyTo,
+    on_committed: Option<CommitHook>,
+}
+
+/// A blocking writer waits on a std channel (usable inside or outside a tokio runtime), an
+/// async one on a tokio `oneshot`.
+enum ReplyTo {
     Blocking(std::sync::mpsc::SyncSender<Result<WriteReceipt>>),
     Async(oneshot::Sender<Result<WriteReceipt>>),
 }
 
 impl Reply {
     fn send(self, outcome: Result<WriteReceipt>) {
+        if let Some(hook) = self.on_committed {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&outcome)));
+            if ran.is_err() {
+                tracing::error!("a commit hook panicked; its writer is answered all the same");
+            }
+        }
         // A receiver that is gone stopped waiting (a dropped future); nothing to do.
-        let _ = match self {
-            Reply::Blocking(tx) => tx.send(outcome).map_err(drop),
-            Reply::Async(tx) => tx.send(outcome).map_err(drop),
+        let _ = match self.to {
+            ReplyTo::Blocking(tx) => tx.send(outcome).map_err(drop),
+            ReplyTo::Async(tx) => tx.send(outcome).map_err(drop),
         };
     }
 }
@@ -285,18 +331,16 @@ impl Collection {
     /// threads waking one by one through the lock made `group_commit`'s 64-thread case
     /// half as fast). A batch that fails validation is answered with its error and left
     /// out; the others are unaffected.
-    fn commit(
-        &self,
-        plan: impl FnOnce(&DbInner, &CollectionState, &Earlier<'_>) -> Result<Option<Plan>>
-            + Send
-            + 'static,
-    ) -> Result<WriteReceipt> {
+    fn commit(&self, plan: PlanFn, on_committed: Option<CommitHook>) -> Result<WriteReceipt> {
         let (reply, outcome) = std::sync::mpsc::sync_channel(1);
         let lead = {
             let mut q = self.inner.queue.lock();
             q.batches.push(Queued {
-                plan: Box::new(plan),
-                reply: Reply::Blocking(reply),
+                plan,
+                reply: Reply {
+                    to: ReplyTo::Blocking(reply),
+                    on_committed,
+                },
             });
             !std::mem::replace(&mut q.committing, true)
         };
@@ -343,14 +387,16 @@ impl Collection {
     /// database's flusher thread (or to a sync writer that takes the lock first).
     async fn commit_async(
         &self,
-        plan: impl FnOnce(&DbInner, &CollectionState, &Earlier<'_>) -> Result<Option<Plan>>
-            + Send
-            + 'static,
+        plan: PlanFn,
+        on_committed: Option<CommitHook>,
     ) -> Result<WriteReceipt> {
         let (reply, outcome) = oneshot::channel();
         self.inner.queue.lock().batches.push(Queued {
-            plan: Box::new(plan),
-            reply: Reply::Async(reply),
+            plan,
+            reply: Reply {
+                to: ReplyTo::Async(reply),
+                on_committed,
+            },
         });
         let coll = self.clone();
         self.inner
@@ -460,19 +506,36 @@ impl Collection {
     /// Any stored or repeated key is [`Error::DuplicatePk`]; keys and vectors are validated
     /// (see [`Error`]). A rejected batch writes nothing.
     pub fn insert(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, false))
+        self.write(Batch::Insert(rows), None)
     }
 
     /// Inserts or replaces whole records (each gets a new row id; replaced ones are reported
     /// in `removed`). When a key repeats in the batch, its last record wins.
     pub fn upsert(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        self.commit(move |db, st, ws| write::plan_put(db, st, ws, rows, true))
+        self.write(Batch::Upsert(rows), None)
     }
 
     /// Deletes records by key; unknown keys (and keys of the wrong kind) are ignored.
     pub fn delete(&self, pks: &[Pk]) -> Result<WriteReceipt> {
-        let pks = pks.to_vec();
-        self.commit(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
+        self.write(Batch::Delete(pks.to_vec()), None)
+    }
+
+    /// Commits `batch` as [`insert`](Self::insert), [`upsert`](Self::upsert) or
+    /// [`delete`](Self::delete) do, running `on_committed` with its outcome first (see
+    /// [`CommitHook`]): whoever derives state from the collection gets every batch of its
+    /// own writers there, in sequence order, even those whose caller stopped waiting.
+    pub fn write(&self, batch: Batch, on_committed: Option<CommitHook>) -> Result<WriteReceipt> {
+        self.commit(batch.plan(), on_committed)
+    }
+
+    /// [`write`](Self::write) for async callers, committed as
+    /// [`insert_async`](Self::insert_async) is.
+    pub async fn write_async(
+        &self,
+        batch: Batch,
+        on_committed: Option<CommitHook>,
+    ) -> Result<WriteReceipt> {
+        self.commit_async(batch.plan(), on_committed).await
     }
 
     /// [`insert`](Self::insert) for async callers: the batch is committed (and made durable)
@@ -482,20 +545,17 @@ impl Collection {
     /// Cancellation: the batch is queued on the first poll; dropping the future after that
     /// only stops waiting (the batch is still committed and becomes durable).
     pub async fn insert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        self.commit_async(move |db, st, ws| write::plan_put(db, st, ws, rows, false))
-            .await
+        self.write_async(Batch::Insert(rows), None).await
     }
 
     /// [`upsert`](Self::upsert) for async callers.
     pub async fn upsert_async(&self, rows: Vec<NewRecord>) -> Result<WriteReceipt> {
-        self.commit_async(move |db, st, ws| write::plan_put(db, st, ws, rows, true))
-            .await
+        self.write_async(Batch::Upsert(rows), None).await
     }
 
     /// [`delete`](Self::delete) for async callers.
     pub async fn delete_async(&self, pks: Vec<Pk>) -> Result<WriteReceipt> {
-        self.commit_async(move |db, st, ws| write::plan_delete(db, st, ws, &pks))
-            .await
+        self.write_async(Batch::Delete(pks), None).await
     }
 
     /// The records stored under `pks`, in the same order (`None` where there is none).
@@ -710,7 +770,10 @@ mod tests {
                 receivers.push(rx);
                 Queued {
                     plan,
-                    reply: Reply::Async(reply),
+                    reply: Reply {
+                        to: ReplyTo::Async(reply),
+                        on_committed: None,
+                    },
                 }
             })
             .collect();
@@ -842,6 +905,76 @@ mod tests {
         let c = db.open_collection("c").unwrap();
         assert_eq!(present(&c), [true, false, true, false, true]);
         c.check_integrity().unwrap();
+    }
+
+    /// Commit hooks run in sequence order, once per batch, before the writer hears back,
+    /// also for writers that stopped waiting and for batches a blocking writer committed;
+    /// a panicking hook does not keep its writer from hearing back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commit_hooks_see_every_batch_in_sequence_order() {
+        let (_dir, _db, c) = on_disk();
+        let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
+        let hook = |seen: &Arc<Mutex<Vec<u64>>>| -> Option<CommitHook> {
+            let seen = seen.clone();
+            Some(Box::new(move |outcome: &Result<WriteReceipt>| {
+                seen.lock().push(outcome.as_ref().expect("committed").seq)
+            }))
+        };
+        let mut writers = Vec::new();
+        for i in 0..60 {
+            let (c, seen, hook) = (c.clone(), seen.clone(), hook(&seen));
+            let batch = Batch::Insert(vec![rec(&format!("k{i}"), i as f32)]);
+            writers.push(tokio::spawn(async move {
+                if i % 3 == 0 {
+                    // Queued by the first poll, then dropped: the batch still commits.
+                    let gave_up =
+                        tokio::time::timeout(std::time::Duration::ZERO, c.write_async(batch, hook))
+                            .await
+                            .is_err();
+                    return gave_up.then_some(0);
+                }
+                let receipt = if i % 5 == 0 {
+                    let c = c.clone();
+                    tokio::task::spawn_blocking(move || c.write(batch, hook))
+                        .await
+                        .unwrap()
+                } else {
+                    c.write_async(batch, hook).await
+                }
+                .unwrap();
+                assert!(
+                    seen.lock().contains(&receipt.seq),
+                    "writer of {} heard back before its hook ran",
+                    receipt.seq
+                );
+                Some(receipt.seq)
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        // The dropped writers' batches commit on their own: wait for all 60.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while c.count().unwrap() < 60 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(c.count().unwrap(), 60);
+        let seen = seen.lock().clone();
+        let first = seen[0];
+        assert_eq!(
+            seen,
+            (first..first + 60).collect::<Vec<_>>(),
+            "hooks out of order"
+        );
+        // A panicking hook: logged, and the writer hears back all the same.
+        let receipt = c
+            .write_async(
+                Batch::Delete(vec![Pk::Str("k1".into())]),
+                Some(Box::new(|_: &Result<WriteReceipt>| panic!("hook fails"))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(receipt.removed.len(), 1);
     }
 
     /// Whether sled itself holds key `pk` of `c` (no waiting for the applier).

@@ -89,7 +89,7 @@ mod wal;
 mod write;
 
 pub use change_log::ChangePin;
-pub use collection::Collection;
+pub use collection::{Batch, Collection, CommitHook};
 pub use database::Database;
 pub use error::{Error, Result};
 pub use integrity::IntegrityReport;
