@@ -729,7 +729,7 @@ impl LiveCollection {
         if let Some(index) = self.index() {
             return Ok(Some(index));
         }
-        let Some(dim) = dim.or(self.coll.schema().dimension) else {
+        let Some(dim) = dim.or_else(|| self.coll.schema().dimension) else {
             return Ok(None);
         };
         let mut config = self.index_config.clone();
