@@ -599,7 +599,7 @@ impl LiveCollection {
         let Some(_apply) = self.try_lock_applier() else {
             return Ok(());
         };
-        self.catch_up_locked(u64::MAX)
+        self.catch_up_drained()
     }
 
     /// Like [`Self::catch_up`], but waits for a running drain: for writers whose own batch
@@ -609,6 +609,17 @@ impl LiveCollection {
             return Ok(());
         }
         let _apply = self.lock_applier();
+        self.catch_up_drained()
+    }
+
+    /// With the applier lock held: applies the queued batches (this store's writes, queued
+    /// by the commit hook before `last_seq` covers them), then reads from the change log
+    /// only what is still missing (other handles' writes), which may wait for sled.
+    fn catch_up_drained(&self) -> Result<()> {
+        self.drain_locked()?;
+        if self.applied_seq.load(Ordering::SeqCst) >= self.coll.last_seq() {
+            return Ok(());
+        }
         self.catch_up_locked(u64::MAX)
     }
 

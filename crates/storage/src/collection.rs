@@ -135,12 +135,21 @@ enum ReplyTo {
 
 impl Reply {
     fn send(self, outcome: Result<WriteReceipt>) {
-        if let Some(hook) = self.on_committed {
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&outcome)));
+        self.hook(&outcome).reply(outcome);
+    }
+
+    /// Runs the hook, if any (see [`CommitHook`]); then the writer may hear back.
+    fn hook(mut self, outcome: &Result<WriteReceipt>) -> Self {
+        if let Some(hook) = self.on_committed.take() {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(outcome)));
             if ran.is_err() {
                 tracing::error!("a commit hook panicked; its writer is answered all the same");
             }
         }
+        self
+    }
+
+    fn reply(self, outcome: Result<WriteReceipt>) {
         // A receiver that is gone stopped waiting (a dropped future); nothing to do.
         let _ = match self.to {
             ReplyTo::Blocking(tx) => tx.send(outcome).map_err(drop),
@@ -180,17 +189,34 @@ fn answer(
     failure: Option<Error>,
     seq: u64,
 ) {
-    for (reply, outcome, planned_seq) in outcomes {
-        let answer = match (outcome, &failure) {
-            (Ok(Some(_)), Some(e)) => Err(e.for_another_writer()),
-            (Ok(Some(receipt)), None) => Ok(receipt),
-            (Ok(None), _) => Ok(WriteReceipt {
-                seq: if failure.is_some() { seq } else { planned_seq },
-                ..WriteReceipt::default()
-            }),
-            (Err(e), _) => Err(e),
-        };
-        reply.send(answer);
+    answer_after(outcomes, failure, seq, || ());
+}
+
+/// [`answer`], with `between` run after every hook and before any writer hears back.
+fn answer_after(
+    outcomes: Vec<(Reply, Result<Option<WriteReceipt>>, u64)>,
+    failure: Option<Error>,
+    seq: u64,
+    between: impl FnOnce(),
+) {
+    let hooked: Vec<_> = outcomes
+        .into_iter()
+        .map(|(reply, outcome, planned_seq)| {
+            let answer = match (outcome, &failure) {
+                (Ok(Some(_)), Some(e)) => Err(e.for_another_writer()),
+                (Ok(Some(receipt)), None) => Ok(receipt),
+                (Ok(None), _) => Ok(WriteReceipt {
+                    seq: if failure.is_some() { seq } else { planned_seq },
+                    ..WriteReceipt::default()
+                }),
+                (Err(e), _) => Err(e),
+            };
+            (reply.hook(&answer), answer)
+        })
+        .collect();
+    between();
+    for (reply, answer) in hooked {
+        reply.reply(answer);
     }
 }
 
@@ -486,8 +512,11 @@ impl Collection {
         st.stored = state;
         let ws = Arc::new(ws);
         self.inner.unapplied.lock().push_back(Arc::clone(&ws));
-        self.inner.last_seq.fetch_max(last, Ordering::AcqRel);
-        answer(outcomes, None, last);
+        // The hooks first: a reader that finds `last_seq` covering these batches finds them
+        // wherever the hooks put them (the store's queue), without waiting for sled.
+        answer_after(outcomes, None, last, || {
+            self.inner.last_seq.fetch_max(last, Ordering::AcqRel);
+        });
         let coll = self.clone();
         db.group.apply_later(Box::new(move || {
             let inner = &coll.inner;
@@ -762,17 +791,27 @@ mod tests {
         plans: Vec<PlanFn>,
         apply: Apply,
     ) -> Vec<oneshot::Receiver<Result<WriteReceipt>>> {
+        let hooked = plans.into_iter().map(|plan| (plan, None)).collect();
+        commit_hooked_as(c, hooked, apply)
+    }
+
+    /// [`commit_queued_as`], each batch with its commit hook.
+    fn commit_hooked_as(
+        c: &Collection,
+        plans: Vec<(PlanFn, Option<CommitHook>)>,
+        apply: Apply,
+    ) -> Vec<oneshot::Receiver<Result<WriteReceipt>>> {
         let mut receivers = Vec::new();
         let queued = plans
             .into_iter()
-            .map(|plan| {
+            .map(|(plan, on_committed)| {
                 let (reply, rx) = oneshot::channel();
                 receivers.push(rx);
                 Queued {
                     plan,
                     reply: Reply {
                         to: ReplyTo::Async(reply),
-                        on_committed: None,
+                        on_committed,
                     },
                 }
             })
@@ -975,6 +1014,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(receipt.removed.len(), 1);
+    }
+
+    /// On the flusher's path the hooks of a commit run before `last_seq` covers it, so a
+    /// reader that sees `last_seq` finds what the hooks queued; its writers hear back after.
+    #[test]
+    fn hooks_run_before_last_seq_covers_their_commit() {
+        let (_dir, _db, c) = on_disk();
+        c.insert(vec![rec("k0", 1.0)]).unwrap();
+        let before = c.last_seq();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let plans = (0..3)
+            .map(|i| {
+                let (c, seen) = (c.clone(), seen.clone());
+                let hook: CommitHook = Box::new(move |outcome: &Result<WriteReceipt>| {
+                    seen.lock()
+                        .push((outcome.as_ref().unwrap().seq, c.last_seq()));
+                });
+                let rows = vec![rec(&format!("h{i}"), 2.0)];
+                let plan: PlanFn =
+                    Box::new(move |db, st, ws| write::plan_put(db, st, ws, rows, false));
+                (plan, Some(hook))
+            })
+            .collect();
+        let receivers = commit_hooked_as(&c, plans, Apply::Later);
+        assert_eq!(
+            *seen.lock(),
+            vec![
+                (before + 1, before),
+                (before + 2, before),
+                (before + 3, before)
+            ],
+            "a hook ran after last_seq covered its commit"
+        );
+        for rx in receivers {
+            assert!(wait(rx).seq <= c.last_seq());
+        }
     }
 
     /// Whether sled itself holds key `pk` of `c` (no waiting for the applier).
