@@ -35,8 +35,9 @@ pub struct Collection {
 ///   yet applied to sled, in commit order; they are applied in that order. Only the
 ///   flusher's commits leave any (pushed under `state`), so whoever holds `state` and finds
 ///   it empty knows sled holds every commit.
-/// * `sled_seq <= last_seq`. A flusher's commit is pushed to `unapplied`, then `last_seq`
-///   covers it, then its writers hear back (durable is enough for them); the applier
+/// * `sled_seq <= last_seq`. A flusher's commit is pushed to `unapplied`, then its commit
+///   hooks run, then `last_seq` covers it, then its writers hear back (durable is enough
+///   for them); the applier
 ///   raises `sled_seq` past it before it takes it off `unapplied`. Every read of sled first
 ///   waits until `sled_seq` reaches the `last_seq` it found ([`CollInner::wait_readable`]),
 ///   so it sees every write whose call has returned.
