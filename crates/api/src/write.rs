@@ -113,14 +113,13 @@ pub(crate) struct CommittedWrite {
 impl CommittedWrite {
     /// Applies the write to the index and rows (blocking); returns the receipt.
     pub fn apply(self) -> Result<WriteReceipt> {
-        let CommittedWrite { live, receipt, .. } = &self;
         match self.todo() {
             ToApply::Nothing => return Ok(self.receipt),
-            ToApply::Queued(seq) => live.apply_queued(seq)?,
-            ToApply::FromLog => live.catch_up_wait()?,
+            ToApply::Queued(seq) => self.live.apply_queued(seq)?,
+            ToApply::FromLog => self.live.catch_up_wait()?,
         }
-        live.maybe_maintain();
-        Ok(receipt.clone())
+        self.live.maybe_maintain();
+        Ok(self.receipt)
     }
 
     /// Applies the write from async code, merged with concurrent writers' batches.
