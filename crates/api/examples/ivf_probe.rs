@@ -10,10 +10,11 @@
 //! query of each step. Nothing here is used by the store.
 //!
 //! ```text
-//! cargo run --release -p quiverdb --example ivf_probe -- [N] [LISTS] [ROUNDS]
+//! cargo run --release -p quiverdb --example ivf_probe -- [N] [LISTS] [ROUNDS] [golden|random]
 //! ```
 //! Defaults: 1,000,000 documents, 1,024 lists, 8 k-means rounds (0: the lists are the
-//! Voronoi cells of sampled documents).
+//! Voronoi cells of sampled documents), `search_scaling`'s texts (`random`: a uniform draw
+//! per document, as the demo's).
 
 use std::time::Instant;
 
@@ -23,8 +24,19 @@ use quiverdb::HashingEmbeddings;
 
 const DIM: usize = 384;
 
-fn text(i: usize) -> String {
-    let r = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+/// Document `i`'s text: `search_scaling`'s (`frac(i * golden ratio)`), or with `random`
+/// a uniform draw per document (splitmix64), like the demo's `StdRng` draws.
+fn text(i: usize, random: bool) -> String {
+    let r = if random {
+        let mut z = (i as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) >> 11
+    } else {
+        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11
+    };
     format!(
         "This is test document {i} with some random content: {}",
         r as f64 / (1u64 << 53) as f64
@@ -74,12 +86,13 @@ fn main() {
         .unwrap_or(1_000_000);
     let lists: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
+    let random = args.next().is_some_and(|a| a == "random");
     let emb = HashingEmbeddings::new(DIM);
 
     let t = Instant::now();
     let data: Vec<f32> = (0..n)
         .into_par_iter()
-        .flat_map_iter(|i| emb.embed(&text(i)))
+        .flat_map_iter(|i| emb.embed(&text(i, random)))
         .collect();
     eprintln!(
         "embedded {n} documents in {:.1} s",
