@@ -652,23 +652,21 @@ fn free_deferred_garbage() {
 }
 
 /// Collects through the guards `pin` returns until the collector is idle (see
-/// [`free_deferred_garbage`]); returns how many steps that took.
-fn collect_until_idle(pin: impl Fn() -> crossbeam_epoch::Guard) -> u32 {
+/// [`free_deferred_garbage`]).
+fn collect_until_idle(pin: impl Fn() -> crossbeam_epoch::Guard) {
     let start = Instant::now();
-    let (mut idle, mut steps) = (0, 0);
+    let mut idle = 0;
     while idle < IDLE_STEPS && start.elapsed() < GARBAGE_BUDGET {
         let step = Instant::now();
         // Pushes this thread's bag, advances the epoch if it can, and frees up to eight
         // expired bags.
         pin().flush();
-        steps += 1;
         if step.elapsed() < IDLE_STEP {
             idle += 1;
         } else {
             idle = 0;
         }
     }
-    steps
 }
 
 impl crate::wal::Store for Kv {
@@ -717,10 +715,10 @@ mod tests {
             freed.load(Ordering::Relaxed) < 20 * 64,
             "the collector ran every free before it was asked to"
         );
+        // How many steps it takes depends on timing (a preempted step does not count as
+        // idle), so only what it freed is checked.
         collect_until_idle(|| handle.pin());
         assert_eq!(freed.load(Ordering::Relaxed), 20 * 64);
-        // Nothing left: the next call stops after its idle steps.
-        assert_eq!(collect_until_idle(|| handle.pin()), IDLE_STEPS);
     }
 
     #[test]
