@@ -16,7 +16,7 @@ use crate::{Error, Result};
 /// A validated write, not yet committed.
 pub(crate) struct PreparedWrite {
     pub live: Arc<LiveCollection>,
-    pub op: Batch,
+    pub batch: Batch,
     /// Key (when the caller gave one), text, metadata and vector of each record, in input
     /// order.
     pub payload: Vec<Payload>,
@@ -35,18 +35,22 @@ impl PreparedWrite {
                 )
             })
             .collect();
-        let op = if upsert {
+        let batch = if upsert {
             Batch::Upsert(records)
         } else {
             Batch::Insert(records)
         };
-        PreparedWrite { live, op, payload }
+        PreparedWrite {
+            live,
+            batch,
+            payload,
+        }
     }
 
     pub fn delete(live: Arc<LiveCollection>, pks: Vec<Pk>) -> Self {
         PreparedWrite {
             live,
-            op: Batch::Delete(pks),
+            batch: Batch::Delete(pks),
             payload: Vec::new(),
         }
     }
@@ -81,17 +85,15 @@ impl PreparedWrite {
     fn into_batch_and_hook(self) -> (Arc<LiveCollection>, Batch, CommitHook, Arc<AtomicBool>) {
         let PreparedWrite {
             live,
-            op: batch,
+            batch,
             payload,
         } = self;
         let submitted = Arc::new(AtomicBool::new(false));
-        let flag = submitted.clone();
-        let hooked = live.clone();
+        let (queue, flag) = (live.clone(), submitted.clone());
         let hook: CommitHook = Box::new(move |outcome| {
-            let live = hooked;
             let Ok(receipt) = outcome else { return };
-            if let Some(batch) = pair(&live, receipt, payload) {
-                live.submit(batch);
+            if let Some(committed) = pair(&queue, receipt, payload) {
+                queue.submit(committed);
                 flag.store(true, Ordering::Release);
             }
         });
