@@ -38,13 +38,22 @@ fn compaction_frees_tombstones_past_the_threshold_and_keeps_answers() {
         let stats = index.stats();
         assert_eq!(stats.live, 900, "{engine:?}");
         assert_eq!(stats.tombstones, 0, "{engine:?} after compaction");
-        // Every live row is still found by its own vector; no removed row comes back.
-        for i in (600..1500).step_by(37) {
+        // Every live row is still found by its own vector (all of them for the exact flat
+        // engine; an approximate graph built by parallel inserts may, rarely, leave a node
+        // that a walk misses: one such miss in ~600 runs of this test), and no removed row
+        // comes back.
+        let mut found_first = 0;
+        for (i, vector) in vectors.iter().enumerate().skip(600) {
             let hits = index
-                .search(&vectors[i], SearchParams { k: 5, ef: 64 }, None)
+                .search(vector, SearchParams { k: 5, ef: 64 }, None)
                 .unwrap();
-            assert_eq!(hits[0].id, RowId(i as u64), "{engine:?}");
+            found_first += usize::from(hits[0].id == RowId(i as u64));
             assert!(hits.iter().all(|h| h.id.0 >= 600), "{engine:?}");
         }
+        let required = if engine == Engine::Flat { 900 } else { 891 };
+        assert!(
+            found_first >= required,
+            "{engine:?}: {found_first} of 900 live rows found first by their own vector"
+        );
     }
 }
