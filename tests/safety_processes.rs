@@ -103,7 +103,10 @@ fn a_second_process_gets_locked_at_once_and_the_first_is_unaffected() {
     let here = Database::open(dir.path());
     let elapsed = started.elapsed();
     assert!(matches!(here, Err(Error::Locked { .. })), "{here:?}");
-    assert!(elapsed < Duration::from_secs(1), "Locked took {elapsed:?}");
+    // Well under the 5 s an open waits for a database this process is closing: the
+    // answer does not wait that out. (Not 1 s: this open shares the process's registry
+    // lock with the sibling tests' opens, one of which recovers a killed holder's files.)
+    assert!(elapsed < Duration::from_secs(4), "Locked took {elapsed:?}");
     let store_here = open(dir.path());
     assert!(
         matches!(store_here, Err(Error::Locked { .. })),
@@ -120,7 +123,7 @@ fn a_second_process_gets_locked_at_once_and_the_first_is_unaffected() {
     let (outcome, ms) = tried.rsplit_once(' ').unwrap();
     assert_eq!(outcome, "locked");
     let ms: u64 = ms.parse().unwrap();
-    assert!(ms < 1000, "the second process waited {ms} ms for Locked");
+    assert!(ms < 4000, "the second process waited {ms} ms for Locked");
     eprintln!("Locked after {elapsed:?} in this process, {ms} ms in another one");
 
     // The holder still writes and reads as before.

@@ -880,16 +880,19 @@ fn searches_during_writes_never_come_back_short() {
         .map(|_| {
             let (s, next, done) = (s.clone(), next.clone(), done.clone());
             std::thread::spawn(move || {
+                // At least one search, however late this thread starts.
                 let mut searches = 0;
-                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                loop {
                     let i = next.load(std::sync::atomic::Ordering::SeqCst);
                     let hits = s
                         .similarity_search_by_vector(&vector(i), &SearchOptions::k(1))
                         .unwrap();
                     assert_eq!(hits.len(), 1, "search {searches} for vector {i}");
                     searches += 1;
+                    if done.load(std::sync::atomic::Ordering::SeqCst) {
+                        break searches;
+                    }
                 }
-                searches
             })
         })
         .collect();

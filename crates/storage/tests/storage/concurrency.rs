@@ -165,8 +165,9 @@ fn readers_find_every_key_whole_while_upserts_move_it() {
         .map(|_| {
             let (c, pks, done) = (Arc::clone(&c), pks.clone(), Arc::clone(&done));
             std::thread::spawn(move || {
+                // At least one read, however late this thread starts.
                 let mut reads = 0;
-                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                loop {
                     for (pk, got) in pks.iter().zip(c.get(&pks).unwrap()) {
                         let got = got.unwrap_or_else(|| panic!("{pk} not found"));
                         assert_eq!(&got.pk, pk);
@@ -176,8 +177,10 @@ fn readers_find_every_key_whole_while_upserts_move_it() {
                         r.unwrap();
                     }
                     reads += 1;
+                    if done.load(std::sync::atomic::Ordering::SeqCst) {
+                        break reads;
+                    }
                 }
-                reads
             })
         })
         .collect();
