@@ -40,8 +40,8 @@ fn compaction_frees_tombstones_past_the_threshold_and_keeps_answers() {
         assert_eq!(stats.tombstones, 0, "{engine:?} after compaction");
         // Every live row is still found by its own vector (all of them for the exact flat
         // engine; an approximate graph built by parallel inserts may, rarely, leave a node
-        // that a walk misses: one such miss in ~600 runs of this test), and no removed row
-        // comes back.
+        // that a walk misses: one such miss seen in CI, none in ~1,000 rebuilds here), and no
+        // removed row comes back.
         let mut found_first = 0;
         for (i, vector) in vectors.iter().enumerate().skip(600) {
             let hits = index
